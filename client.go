@@ -1,0 +1,226 @@
+package websocket
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/base64"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+)
+
+// DialOptions adjusts how Dial opens a connection.  The zero value, like
+// a nil *DialOptions, gives a plain connection without subprotocols.
+type DialOptions struct {
+	// Header holds additional header fields for the handshake
+	// request, such as Origin, Cookie or Authorization.  Fields that
+	// belong to the handshake itself are ignored here.
+	Header http.Header
+
+	// Subprotocols lists the subprotocols to offer to the server, in
+	// order of preference.  The server's choice ends up in
+	// Conn.Protocol.
+	Subprotocols []string
+
+	// TLSConfig configures the TLS connection for "wss" URLs.  If it is
+	// nil, the defaults of crypto/tls are used; its ServerName
+	// defaults to the host of the URL.
+	TLSConfig *tls.Config
+
+	// NetDialContext, if not nil, opens the network connection in
+	// place of a net.Dialer.
+	NetDialContext func(ctx context.Context, network, addr string) (net.Conn, error)
+}
+
+// handshakeFields are the request header fields that Dial writes
+// itself; the same names in DialOptions.Header are left out.
+var handshakeFields = map[string]bool{
+	"Host": true, "Upgrade": true, "Connection": true, "Sec-Websocket-Key": true,
+	"Sec-Websocket-Version": true, "Sec-Websocket-Protocol": true, "Sec-Websocket-Extensions": true,
+}
+
+// Dial opens a WebSocket connection to the server at rawURL, whose
+// scheme is "ws" or "wss" ("http" and "https" are taken to mean the
+// same), and performs the opening handshake of RFC 6455, section 4.1.
+// opts may be nil.
+//
+// ctx bounds the connection setup and the handshake; once Dial has
+// returned, it no longer affects the connection.  If the server refuses
+// the handshake, the error wraps ErrBadHandshake.
+func Dial(ctx context.Context, rawURL string, opts *DialOptions) (*Conn, error) {
+	if opts == nil {
+		opts = &DialOptions{}
+	}
+	u, err := parseWebSocketURL(rawURL)
+	if err != nil {
+		return nil, err
+	}
+	netConn, err := dialNetwork(ctx, u, opts)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := clientHandshake(ctx, netConn, u, opts)
+	if err != nil {
+		netConn.Close()
+		return nil, err
+	}
+	conn.start()
+	return conn, nil
+}
+
+// parseWebSocketURL checks rawURL and normalizes its scheme.
+func parseWebSocketURL(rawURL string) (*url.URL, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("websocket: %w", err)
+	}
+	switch u.Scheme {
+	case "ws", "http":
+		u.Scheme = "ws"
+	case "wss", "https":
+		u.Scheme = "wss"
+	default:
+		return nil, fmt.Errorf("websocket: unsupported URL scheme %q", u.Scheme)
+	}
+	if u.Host == "" {
+		return nil, fmt.Errorf("websocket: URL %q has no host", rawURL)
+	}
+	// The fragment identifier has no meaning for WebSocket URLs
+	// (section 3).
+	u.Fragment, u.RawFragment = "", ""
+	return u, nil
+}
+
+// dialNetwork opens the TCP connection, and TLS on top for "wss".
+func dialNetwork(ctx context.Context, u *url.URL, opts *DialOptions) (net.Conn, error) {
+	port := u.Port()
+	if port == "" {
+		port = "80"
+		if u.Scheme == "wss" {
+			port = "443"
+		}
+	}
+	addr := net.JoinHostPort(u.Hostname(), port)
+	dial := opts.NetDialContext
+	if dial == nil {
+		dial = (&net.Dialer{}).DialContext
+	}
+	netConn, err := dial(ctx, "tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("websocket: %w", err)
+	}
+	if u.Scheme != "wss" {
+		return netConn, nil
+	}
+	cfg := opts.TLSConfig
+	if cfg == nil {
+		cfg = &tls.Config{}
+	}
+	if cfg.ServerName == "" {
+		cfg = cfg.Clone()
+		cfg.ServerName = u.Hostname()
+	}
+	tlsConn := tls.Client(netConn, cfg)
+	if err := tlsConn.HandshakeContext(ctx); err != nil {
+		netConn.Close()
+		return nil, fmt.Errorf("websocket: %w", err)
+	}
+	return tlsConn, nil
+}
+
+// clientHandshake sends the opening handshake over netConn and checks
+// the server's answer.
+func clientHandshake(ctx context.Context, netConn net.Conn, u *url.URL, opts *DialOptions) (*Conn, error) {
+	// Make the context's deadline and cancellation apply to the
+	// blocking reads and writes of the handshake.
+	if deadline, ok := ctx.Deadline(); ok {
+		netConn.SetDeadline(deadline)
+	}
+	stop := context.AfterFunc(ctx, func() { netConn.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+
+	var nonce [16]byte
+	rand.Read(nonce[:])
+	key := base64.StdEncoding.EncodeToString(nonce[:])
+
+	bw := bufio.NewWriterSize(netConn, 4096)
+	writeRequest(bw, u, key, opts)
+	if err := bw.Flush(); err != nil {
+		return nil, handshakeFailure(ctx, err)
+	}
+	br := bufio.NewReaderSize(netConn, 4096)
+	resp, err := http.ReadResponse(br, &http.Request{Method: http.MethodGet, URL: u})
+	if err != nil {
+		return nil, handshakeFailure(ctx, err)
+	}
+	protocol, err := checkResponse(resp, key, opts.Subprotocols)
+	if err != nil {
+		return nil, err
+	}
+	if !stop() {
+		return nil, handshakeFailure(ctx, context.Cause(ctx))
+	}
+	netConn.SetDeadline(time.Time{})
+
+	conn := &Conn{ResourceName: u, RemoteAddr: netConn.RemoteAddr().String(), Protocol: protocol}
+	if origin := opts.Header.Get("Origin"); origin != "" {
+		conn.Origin, _ = url.Parse(origin)
+	}
+	conn.init(netConn, br, bw, true)
+	return conn, nil
+}
+
+// writeRequest writes the handshake request of section 4.1.
+func writeRequest(bw *bufio.Writer, u *url.URL, key string, opts *DialOptions) {
+	fmt.Fprintf(bw, "GET %s HTTP/1.1\r\nHost: %s\r\n", u.RequestURI(), u.Host)
+	bw.WriteString("Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n")
+	fmt.Fprintf(bw, "Sec-WebSocket-Key: %s\r\n", key)
+	if len(opts.Subprotocols) > 0 {
+		fmt.Fprintf(bw, "Sec-WebSocket-Protocol: %s\r\n", strings.Join(opts.Subprotocols, ", "))
+	}
+	opts.Header.WriteSubset(bw, handshakeFields)
+	bw.WriteString("\r\n")
+}
+
+// checkResponse checks the server's handshake response (section 4.1,
+// the client's requirements) and returns the selected subprotocol.
+func checkResponse(resp *http.Response, key string, offered []string) (string, error) {
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		return "", fmt.Errorf("%w: the server answered %q", ErrBadHandshake, resp.Status)
+	}
+	switch {
+	case !headerHasToken(resp.Header, "Upgrade", "websocket"):
+		return "", fmt.Errorf("%w: missing \"Upgrade: websocket\" in the response", ErrBadHandshake)
+	case !headerHasToken(resp.Header, "Connection", "upgrade"):
+		return "", fmt.Errorf("%w: missing \"Connection: upgrade\" in the response", ErrBadHandshake)
+	case resp.Header.Get("Sec-WebSocket-Accept") != acceptKey(key):
+		return "", fmt.Errorf("%w: wrong Sec-WebSocket-Accept in the response", ErrBadHandshake)
+	case len(headerTokens(resp.Header, "Sec-WebSocket-Extensions")) > 0:
+		return "", fmt.Errorf("%w: the server chose an extension that was not offered", ErrBadHandshake)
+	}
+	protocol := resp.Header.Get("Sec-WebSocket-Protocol")
+	if protocol != "" && !slices.Contains(offered, protocol) {
+		return "", fmt.Errorf("%w: the server chose subprotocol %q, which was not offered", ErrBadHandshake, protocol)
+	}
+	return protocol, nil
+}
+
+// handshakeFailure reports an I/O error of the handshake, blaming the
+// context if it ended.
+func handshakeFailure(ctx context.Context, err error) error {
+	if ctxErr := context.Cause(ctx); ctxErr != nil {
+		return fmt.Errorf("websocket: handshake: %w", ctxErr)
+	}
+	// The connection's deadline may pass a moment before the context
+	// notices that its own has.
+	if deadline, ok := ctx.Deadline(); ok && !time.Now().Before(deadline) {
+		return fmt.Errorf("websocket: handshake: %w", context.DeadlineExceeded)
+	}
+	return fmt.Errorf("websocket: handshake: %w", err)
+}

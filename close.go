@@ -1,0 +1,194 @@
+package websocket
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// closeTimeout bounds each wait of the closing handshake: for the
+// peer's close frame after ours, and for a server to drop the TCP
+// connection after the close frames were exchanged.  It is a variable
+// so that tests can shorten it.
+var closeTimeout = 5 * time.Second
+
+// maxCloseReason is the longest reason that fits into a close frame
+// next to the two bytes of the status code.
+const maxCloseReason = maxControlPayload - 2
+
+// closeError is a reason to fail the connection (RFC 6455, section
+// 7.1.7): the status code to send to the peer and a description.
+type closeError struct {
+	code   Status
+	reason string
+}
+
+func (e *closeError) Error() string {
+	return fmt.Sprintf("websocket: %s (closing with status %d)", e.reason, e.code)
+}
+
+// Is makes every closeError match ErrConnClosed, since it ends the
+// connection.
+func (e *closeError) Is(target error) bool { return target == ErrConnClosed }
+
+func protocolError(reason string) error {
+	return &closeError{code: StatusProtocolError, reason: reason}
+}
+
+// errPeerClosed means that the peer's close frame has been received
+// and answered; the connection is over.
+var errPeerClosed = fmt.Errorf("websocket: the peer closed the connection: %w", ErrConnClosed)
+
+// Close ends the connection: it sends a close frame with the given code
+// and message, waits up to five seconds for the peer to answer with its
+// own close frame, and closes the network connection.  Every further
+// call on the connection fails with ErrConnClosed.
+//
+// Use StatusOK for a normal end and another code to report an error.
+// StatusNotSent sends a close frame without a code (and without the
+// message).  Any other code must be one that may be sent on the wire:
+// 1000 to 1003, 1007 to 1014, or 3000 to 4999, otherwise ErrStatusCode
+// is returned.  The message may be at most 123 bytes long in UTF-8,
+// otherwise ErrTooLarge is returned.  In both cases of bad arguments
+// the connection stays open, so that Close can be called again.
+//
+// If the connection was already closing or closed, by either side,
+// Close waits until it is fully closed and returns ErrConnClosed.
+func (c *Conn) Close(code Status, message string) error {
+	payload, err := closePayload(code, message)
+	if err != nil {
+		return err
+	}
+	err = c.sendClose(payload)
+	if errors.Is(err, errCloseSent) {
+		<-c.done
+		return ErrConnClosed
+	}
+	c.beginClosing(nil)
+	<-c.done
+	return err
+}
+
+// closePayload encodes the body of a close frame.
+func closePayload(code Status, message string) ([]byte, error) {
+	if code == StatusNotSent {
+		return nil, nil
+	}
+	if !code.sendable() {
+		return nil, ErrStatusCode
+	}
+	// The reason must be UTF-8 on the wire; a peer would fail the
+	// connection over anything else.
+	message = strings.ToValidUTF8(message, "\uFFFD")
+	if len(message) > maxCloseReason {
+		return nil, ErrTooLarge
+	}
+	payload := make([]byte, 2, 2+len(message))
+	binary.BigEndian.PutUint16(payload, uint16(code))
+	return append(payload, message...), nil
+}
+
+// parseClosePayload decodes the body of a close frame received from the
+// peer.  A body without a code yields StatusNotSent.  A body that is
+// not allowed yields StatusNotSent, as the peer sent no valid code, and
+// the error to fail the connection with.
+func parseClosePayload(p []byte) (Status, string, error) {
+	switch {
+	case len(p) == 0:
+		return StatusNotSent, "", nil
+	case len(p) == 1:
+		return StatusNotSent, "", protocolError("close frame with a one-byte payload")
+	}
+	code := Status(binary.BigEndian.Uint16(p))
+	if !code.sendable() {
+		return StatusNotSent, "", protocolError(fmt.Sprintf("close frame with invalid status code %d", code))
+	}
+	reason := p[2:]
+	if !utf8.Valid(reason) {
+		return code, "", &closeError{code: StatusInvalidData, reason: "close frame reason is not valid UTF-8"}
+	}
+	return code, string(reason), nil
+}
+
+// GetStatus waits until the connection is closed and returns the
+// status code and message of the peer's close frame.  StatusDropped
+// means that the connection ended without a close frame from the peer;
+// StatusNotSent means that the peer's close frame had no valid status
+// code.
+func (c *Conn) GetStatus() (Status, string) {
+	<-c.done
+	c.stateMu.Lock()
+	defer c.stateMu.Unlock()
+	if !c.peerClosed {
+		return StatusDropped, ""
+	}
+	return c.peerStatus, c.peerReason
+}
+
+// handleClose processes a close frame from the peer: it records the
+// peer's status and answers with a close frame of our own, unless we
+// sent one first.  It always ends the connection.
+func (c *Conn) handleClose(payload []byte) error {
+	code, reason, fault := parseClosePayload(payload)
+	c.stateMu.Lock()
+	c.peerClosed, c.peerStatus, c.peerReason = true, code, reason
+	c.stateMu.Unlock()
+
+	var reply []byte
+	switch {
+	case fault != nil:
+		ce := fault.(*closeError)
+		reply, _ = closePayload(ce.code, ce.reason)
+	case code != StatusNotSent:
+		// Echo the peer's code, as section 5.5.1 suggests.
+		reply = payload[:2]
+	}
+	c.sendClose(reply)
+	c.beginClosing(errPeerClosed)
+	return errPeerClosed
+}
+
+// fail ends the connection because of err, found while reading.  A
+// closeError is reported to the peer in a close frame.
+func (c *Conn) fail(err error) {
+	var ce *closeError
+	if errors.As(err, &ce) {
+		payload, _ := closePayload(ce.code, "")
+		if len(ce.reason) <= maxCloseReason {
+			payload, _ = closePayload(ce.code, ce.reason)
+		}
+		c.sendClose(payload)
+	}
+	c.beginClosing(err)
+}
+
+// beginClosing records why the connection ends, the first reason
+// winning, wakes everybody waiting for messages, and bounds the
+// remaining reads by closeTimeout.
+func (c *Conn) beginClosing(cause error) {
+	c.stateMu.Lock()
+	defer c.stateMu.Unlock()
+	if c.closeCause == nil && cause != nil {
+		c.closeCause = cause
+	}
+	if c.isClosing {
+		return
+	}
+	c.isClosing = true
+	c.netConn.SetReadDeadline(time.Now().Add(closeTimeout))
+	close(c.closing)
+}
+
+// closedError returns the error for operations after the connection
+// started closing, telling why it did.
+func (c *Conn) closedError() error {
+	c.stateMu.Lock()
+	defer c.stateMu.Unlock()
+	if c.closeCause != nil {
+		return c.closeCause
+	}
+	return ErrConnClosed
+}

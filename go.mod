@@ -1,0 +1,3 @@
+module github.com/gowebsock/websocket
+
+go 1.24

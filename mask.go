@@ -1,0 +1,31 @@
+package websocket
+
+import "encoding/binary"
+
+// maskBytes applies the XOR masking of RFC 6455, section 5.3, to b in
+// place.  pos is the offset of b[0] within the frame payload, so that a
+// payload can be masked in pieces; the offset after b is returned.
+// Masking and unmasking are the same operation.
+func maskBytes(key [4]byte, pos int, b []byte) int {
+	// Bring the key into the phase of b[0], so the word loop below can
+	// use it unchanged.
+	var k [4]byte
+	for i := range k {
+		k[i] = key[(pos+i)&3]
+	}
+	i := 0
+	if len(b) >= 16 {
+		k32 := uint64(binary.LittleEndian.Uint32(k[:]))
+		k64 := k32 | k32<<32
+		for ; i+16 <= len(b); i += 16 {
+			v0 := binary.LittleEndian.Uint64(b[i:])
+			v1 := binary.LittleEndian.Uint64(b[i+8:])
+			binary.LittleEndian.PutUint64(b[i:], v0^k64)
+			binary.LittleEndian.PutUint64(b[i+8:], v1^k64)
+		}
+	}
+	for ; i < len(b); i++ {
+		b[i] ^= k[i&3]
+	}
+	return (pos + len(b)) & 3
+}
