@@ -5,15 +5,24 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 )
 
-// closeTimeout bounds each wait of the closing handshake: for the
-// peer's close frame after ours, and for a server to drop the TCP
-// connection after the close frames were exchanged.  It is a variable
-// so that tests can shorten it.
-var closeTimeout = 5 * time.Second
+// closeTimeout bounds each wait of the closing handshake, in
+// nanoseconds: for the peer's close frame after ours, and for a server
+// to drop the TCP connection after the close frames were exchanged.  It
+// is a variable so that tests can shorten it, atomic since connections
+// of earlier tests may still be closing.
+var closeTimeout atomic.Int64
+
+func init() { closeTimeout.Store(int64(5 * time.Second)) }
+
+// closeDeadline is the time by which a wait that starts now must end.
+func closeDeadline() time.Time {
+	return time.Now().Add(time.Duration(closeTimeout.Load()))
+}
 
 // maxCloseReason is the longest reason that fits into a close frame
 // next to the two bytes of the status code.
@@ -178,7 +187,7 @@ func (c *Conn) beginClosing(cause error) {
 		return
 	}
 	c.isClosing = true
-	c.netConn.SetReadDeadline(time.Now().Add(closeTimeout))
+	c.netConn.SetReadDeadline(closeDeadline())
 	close(c.closing)
 }
 

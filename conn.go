@@ -110,7 +110,7 @@ func (c *Conn) readLoop() {
 	defer close(c.done)
 	defer c.netConn.Close()
 
-	for {
+	for !c.isClosingNow() {
 		c.readMu.Lock()
 		mr, err := c.startMessage()
 		c.readMu.Unlock()
@@ -118,22 +118,26 @@ func (c *Conn) readLoop() {
 			c.fail(err)
 			break
 		}
-		delivered := false
 		select {
 		case c.nextMessage <- mr:
-			delivered = true
-		case <-c.closing:
-		}
-		if delivered {
 			select {
 			case <-c.messageDone:
-				continue
 			case <-c.closing:
 			}
+		case <-c.closing:
 		}
-		break
 	}
 	c.finishReading()
+}
+
+// isClosingNow reports whether the connection has started closing.
+func (c *Conn) isClosingNow() bool {
+	select {
+	case <-c.closing:
+		return true
+	default:
+		return false
+	}
 }
 
 // finishReading completes the closing handshake on the read side once
@@ -145,6 +149,16 @@ func (c *Conn) finishReading() {
 	c.in.generation++
 
 	cause := c.closedError()
+	if isReadFault(cause) {
+		// We failed the connection (RFC 6455, section 7.1.7) and
+		// owe the peer no more patience than it takes to hear its
+		// close frame: our FIN tells it that we are done at once.
+		// Reading on rather than closing outright avoids a TCP
+		// reset, which could destroy our close frame in transit.
+		if cw, ok := c.netConn.(interface{ CloseWrite() error }); ok {
+			cw.CloseWrite()
+		}
+	}
 	if cause == ErrConnClosed || isReadFault(cause) {
 		// We sent a close frame first: wait for the peer's answer,
 		// discarding whatever data comes before it.  After a protocol

@@ -74,7 +74,6 @@ func checkGoroutines(t *testing.T) {
 // shortCloseTimeout shortens the closing handshake's timeout for one
 // test.
 func shortCloseTimeout(t *testing.T, d time.Duration) {
-	old := closeTimeout
-	closeTimeout = d
-	t.Cleanup(func() { closeTimeout = old })
+	old := closeTimeout.Swap(int64(d))
+	t.Cleanup(func() { closeTimeout.Store(old) })
 }

@@ -41,7 +41,9 @@ func (r *messageReader) Read(p []byte) (int, error) {
 	if r.finished {
 		return 0, io.EOF
 	}
-	if r.generation != c.in.generation {
+	if r.generation != c.in.generation || c.isClosingNow() {
+		// Once closing, the rest of the stream belongs to the
+		// closing handshake.
 		return 0, c.closedError()
 	}
 	if len(p) == 0 {

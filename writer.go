@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"sync"
-	"time"
 	"unsafe"
 )
 
@@ -67,13 +66,20 @@ func (c *Conn) SendMessage(tp MessageType) (io.WriteCloser, error) {
 	return &messageWriter{c: c, op: opcode(tp), buf: fragmentPool.Get().(*[]byte)}, nil
 }
 
-// acquireSender waits until no other message is being sent.
+// acquireSender waits until no other message is being sent.  Once the
+// connection is closing it fails, even if no message is being sent.
 func (c *Conn) acquireSender() error {
 	select {
 	case c.senderToken <- struct{}{}:
-		return nil
 	case <-c.closing:
 		return c.closedError()
+	}
+	select {
+	case <-c.closing:
+		c.releaseSender()
+		return c.closedError()
+	default:
+		return nil
 	}
 }
 
@@ -158,7 +164,7 @@ func (c *Conn) writeFrame(fin bool, op opcode, payload []byte) error {
 // sent already, and then allows no more frames.  The write is bounded
 // by closeTimeout, also for a data frame that is still being written.
 func (c *Conn) sendClose(payload []byte) error {
-	c.netConn.SetWriteDeadline(time.Now().Add(closeTimeout))
+	c.netConn.SetWriteDeadline(closeDeadline())
 	c.writeMu.Lock()
 	defer c.writeMu.Unlock()
 	if c.closeSent {

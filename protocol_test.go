@@ -1,0 +1,143 @@
+package websocket
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+// statusServer runs the echo handler with a read limit and reports the
+// GetStatus result of every connection on the returned channel.
+func statusServer(t *testing.T, limit int64) (string, <-chan [2]any) {
+	statuses := make(chan [2]any, 1)
+	url := startServer(t, &Handler{Handle: func(conn *Conn) {
+		conn.SetReadLimit(limit)
+		go func() {
+			code, reason := conn.GetStatus()
+			statuses <- [2]any{code, reason}
+		}()
+		echoHandler(conn)
+	}})
+	return url, statuses
+}
+
+func waitStatus(t *testing.T, statuses <-chan [2]any, code Status, reason string) {
+	t.Helper()
+	select {
+	case got := <-statuses:
+		if got[0] != code || got[1] != reason {
+			t.Errorf("GetStatus = %v %q, want %v %q", got[0], got[1], code, reason)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("GetStatus did not return")
+	}
+}
+
+// TestProtocolViolations sends frames that RFC 6455 forbids and checks
+// the status code that the server fails the connection with.
+func TestProtocolViolations(t *testing.T) {
+	long := strings.Repeat("x", 126)
+	cases := []struct {
+		name   string
+		frames [][]byte
+		want   Status
+	}{
+		{"unmasked frame", [][]byte{encodeFrame(0x81, []byte("hi"), false)}, StatusProtocolError},
+		{"RSV1 without extension", [][]byte{encodeFrame(0xC1, []byte("hi"), true)}, StatusProtocolError},
+		{"RSV3 without extension", [][]byte{encodeFrame(0x91, []byte("hi"), true)}, StatusProtocolError},
+		{"reserved data opcode", [][]byte{frame(true, 3, "")}, StatusProtocolError},
+		{"reserved control opcode", [][]byte{frame(true, 0xB, "")}, StatusProtocolError},
+		{"fragmented ping", [][]byte{frame(false, opPing, "")}, StatusProtocolError},
+		{"oversized ping", [][]byte{frame(true, opPing, long)}, StatusProtocolError},
+		{"oversized close", [][]byte{frame(true, opClose, "\x03\xe8"+long)}, StatusProtocolError},
+		{"continuation without start", [][]byte{frame(true, opContinuation, "x")}, StatusProtocolError},
+		{"new message inside fragmented message", [][]byte{frame(false, opText, "a"), frame(true, opText, "b")}, StatusProtocolError},
+		{"binary inside fragmented text", [][]byte{frame(false, opText, "a"), frame(true, opBinary, "b")}, StatusProtocolError},
+		{"invalid UTF-8", [][]byte{frame(true, opText, "ok\xff")}, StatusInvalidData},
+		{"surrogate in UTF-8", [][]byte{frame(true, opText, "\xed\xa0\x80")}, StatusInvalidData},
+		{"overlong UTF-8", [][]byte{frame(true, opText, "\xc0\xaf")}, StatusInvalidData},
+		{"invalid UTF-8 across fragments", [][]byte{frame(false, opText, "\xce"), frame(true, opContinuation, "\x41")}, StatusInvalidData},
+		{"truncated UTF-8 at message end", [][]byte{frame(false, opText, "ok"), frame(true, opContinuation, "\xe2\x82")}, StatusInvalidData},
+		{"invalid UTF-8 after a valid fragment", [][]byte{frame(false, opText, "κόσμε"), frame(false, opContinuation, "\xf4\x90\x80\x80"), frame(true, opContinuation, "")}, StatusInvalidData},
+		{"message over the read limit", [][]byte{frame(true, opBinary, strings.Repeat("b", 1001))}, StatusTooLarge},
+		{"fragments over the read limit", [][]byte{frame(false, opBinary, strings.Repeat("b", 600)), frame(true, opContinuation, strings.Repeat("b", 600))}, StatusTooLarge},
+		{"64-bit length with the top bit set", [][]byte{{0x82, 0xFF, 0x80, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4}}, StatusProtocolError},
+		{"close with one byte", [][]byte{frame(true, opClose, "\x03")}, StatusProtocolError},
+		{"close code 999", [][]byte{frame(true, opClose, closePayloadOf(999, ""))}, StatusProtocolError},
+		{"close code 1004", [][]byte{frame(true, opClose, closePayloadOf(1004, ""))}, StatusProtocolError},
+		{"close code 1005", [][]byte{frame(true, opClose, closePayloadOf(1005, ""))}, StatusProtocolError},
+		{"close code 1006", [][]byte{frame(true, opClose, closePayloadOf(1006, ""))}, StatusProtocolError},
+		{"close code 1015", [][]byte{frame(true, opClose, closePayloadOf(1015, ""))}, StatusProtocolError},
+		{"close code 2999", [][]byte{frame(true, opClose, closePayloadOf(2999, ""))}, StatusProtocolError},
+		{"close code 5000", [][]byte{frame(true, opClose, closePayloadOf(5000, ""))}, StatusProtocolError},
+		{"close reason not UTF-8", [][]byte{frame(true, opClose, closePayloadOf(1000, "\xff"))}, StatusInvalidData},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			checkGoroutines(t)
+			url, statuses := statusServer(t, 1000)
+			p := dialRaw(t, url, nil)
+			p.write(tc.frames...)
+			p.expectClose(tc.want)
+			<-statuses
+		})
+	}
+}
+
+func TestFragmentedUTF8(t *testing.T) {
+	checkGoroutines(t)
+	url, statuses := statusServer(t, 0)
+	p := dialRaw(t, url, nil)
+	// "€" is E2 82 AC: split inside the character, with an empty
+	// fragment and a ping between the parts.
+	p.write(
+		frame(false, opText, "price: \xe2"),
+		frame(false, opContinuation, ""),
+		frame(true, opPing, "are you there?"),
+		frame(false, opContinuation, "\x82"),
+		frame(true, opPong, "unsolicited"),
+		frame(true, opContinuation, "\xac 5"),
+	)
+	fin, op, payload, err := p.readFrame()
+	if err != nil || !fin || op != opPong || string(payload) != "are you there?" {
+		t.Fatalf("got %v %v %q %v, want the pong", fin, op, payload, err)
+	}
+	if op, msg := p.readMessage(); op != opText || msg != "price: € 5" {
+		t.Fatalf("echo: %v %q", op, msg)
+	}
+	p.write(frame(true, opClose, closePayloadOf(StatusOK, "bye")))
+	p.expectClose(StatusOK)
+	waitStatus(t, statuses, StatusOK, "bye")
+}
+
+func TestPeerClosesWithoutCode(t *testing.T) {
+	checkGoroutines(t)
+	url, statuses := statusServer(t, 0)
+	p := dialRaw(t, url, nil)
+	p.write(frame(true, opClose, ""))
+	p.expectClose(StatusNotSent)
+	waitStatus(t, statuses, StatusNotSent, "")
+}
+
+func TestPeerVanishes(t *testing.T) {
+	checkGoroutines(t)
+	url, statuses := statusServer(t, 0)
+	p := dialRaw(t, url, nil)
+	p.write(frame(false, opBinary, "part of a message"))
+	p.conn.Close()
+	waitStatus(t, statuses, StatusDropped, "")
+}
+
+func TestEarlyFrameAfterHandshake(t *testing.T) {
+	checkGoroutines(t)
+	url, statuses := statusServer(t, 0)
+	// The frame travels in the same packet as the request, so the
+	// HTTP server reads it into its buffer before handing over.
+	p := dialRaw(t, url, frame(true, opText, "early bird"))
+	if op, msg := p.readMessage(); op != opText || msg != "early bird" {
+		t.Fatalf("echo: %v %q", op, msg)
+	}
+	p.write(frame(true, opClose, closePayloadOf(4000, "")))
+	p.expectClose(4000)
+	waitStatus(t, statuses, 4000, "")
+}

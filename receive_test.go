@@ -1,0 +1,89 @@
+package websocket
+
+import (
+	"bytes"
+	"errors"
+	"testing"
+)
+
+// receiveServer runs fn on the server side and closes the connection
+// afterwards.
+func receiveServer(t *testing.T, fn func(*Conn)) string {
+	return startServer(t, &Handler{Handle: func(conn *Conn) {
+		defer conn.Close(StatusOK, "")
+		fn(conn)
+	}})
+}
+
+func TestReceiveText(t *testing.T) {
+	checkGoroutines(t)
+	type result struct {
+		text string
+		err  error
+	}
+	results := make(chan result, 10)
+	url := receiveServer(t, func(conn *Conn) {
+		for _, max := range []int{100, 2, 3, 0, 5, 100} {
+			text, err := conn.ReceiveText(max)
+			results <- result{text, err}
+		}
+	})
+	client := dialTest(t, url, nil)
+	client.SendText("héllo")         // fits
+	client.SendText("héllo")         // cut inside "é": only "h"
+	client.SendText("héllo")         // cut after "é"
+	client.SendText("")              // empty text fits into 0 bytes
+	client.SendBinary([]byte("bin")) // wrong type
+	client.SendText("after")         // the connection is still in step
+	want := []result{{"héllo", nil}, {"h", ErrTooLarge}, {"hé", ErrTooLarge}, {"", nil}, {"", ErrMessageType}, {"after", nil}}
+	for i, w := range want {
+		got := <-results
+		if got.text != w.text || !errors.Is(got.err, w.err) || (w.err == nil) != (got.err == nil) {
+			t.Errorf("message %d: got %q, %v; want %q, %v", i, got.text, got.err, w.text, w.err)
+		}
+	}
+}
+
+func TestReceiveBinary(t *testing.T) {
+	checkGoroutines(t)
+	type result struct {
+		data []byte
+		err  error
+	}
+	results := make(chan result, 10)
+	url := receiveServer(t, func(conn *Conn) {
+		for _, size := range []int{10, 4, 4, 0, 10} {
+			buf := make([]byte, size)
+			n, err := conn.ReceiveBinary(buf)
+			results <- result{buf[:n], err}
+		}
+	})
+	client := dialTest(t, url, nil)
+	client.SendBinary([]byte("1234"))   // shorter than the buffer
+	client.SendBinary([]byte("123456")) // longer
+	client.SendText("text")             // wrong type
+	client.SendBinary(nil)              // empty into an empty buffer
+	client.SendBinary([]byte("next"))   // still in step
+	want := []result{{[]byte("1234"), nil}, {[]byte("1234"), ErrTooLarge}, {[]byte{}, ErrMessageType}, {[]byte{}, nil}, {[]byte("next"), nil}}
+	for i, w := range want {
+		got := <-results
+		if !bytes.Equal(got.data, w.data) || !errors.Is(got.err, w.err) || (w.err == nil) != (got.err == nil) {
+			t.Errorf("message %d: got %q, %v; want %q, %v", i, got.data, got.err, w.data, w.err)
+		}
+	}
+}
+
+func TestSendMessageType(t *testing.T) {
+	checkGoroutines(t)
+	url := startServer(t, &Handler{Handle: echoHandler})
+	conn := dialTest(t, url, nil)
+	if _, err := conn.SendMessage(0); !errors.Is(err, ErrMessageType) {
+		t.Errorf("SendMessage(0): %v", err)
+	}
+	if _, err := conn.SendMessage(MessageType(8)); !errors.Is(err, ErrMessageType) {
+		t.Errorf("SendMessage(8): %v", err)
+	}
+	if Text.String() != "text" || Binary.String() != "binary" || MessageType(7).String() != "MessageType(7)" {
+		t.Errorf("MessageType.String: %v %v %v", Text, Binary, MessageType(7))
+	}
+}
