@@ -59,14 +59,22 @@ var errPeerClosed = fmt.Errorf("websocket: the peer closed the connection: %w", 
 // Use StatusOK for a normal end and another code to report an error.
 // StatusNotSent sends a close frame without a code (and without the
 // message).  Any other code must be one that may be sent on the wire:
-// 1000 to 1003, 1007 to 1014, or 3000 to 4999, otherwise ErrStatusCode
-// is returned.  The message may be at most 123 bytes long in UTF-8,
+// 1000 to 1003, 1007 to 1014 (but 1010 only from a client), or 3000 to
+// 4999, otherwise ErrStatusCode is returned.  The message may be at most 123 bytes long in UTF-8,
 // otherwise ErrTooLarge is returned.  In both cases of bad arguments
 // the connection stays open, so that Close can be called again.
 //
 // If the connection was already closing or closed, by either side,
 // Close waits until it is fully closed and returns ErrConnClosed.
 func (c *Conn) Close(code Status, message string) error {
+	if c.done == nil {
+		return ErrConnClosed // used before the handshake completed
+	}
+	if code == 1010 && !c.client {
+		// "Mandatory extension" is the client's complaint about the
+		// server's handshake (section 7.4.1).
+		return ErrStatusCode
+	}
 	payload, err := closePayload(code, message)
 	if err != nil {
 		return err
@@ -128,6 +136,9 @@ func parseClosePayload(p []byte) (Status, string, error) {
 // StatusNotSent means that the peer's close frame had no valid status
 // code.
 func (c *Conn) GetStatus() (Status, string) {
+	if c.done == nil {
+		return StatusDropped, "" // used before the handshake completed
+	}
 	<-c.done
 	c.stateMu.Lock()
 	defer c.stateMu.Unlock()

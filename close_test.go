@@ -24,6 +24,7 @@ func TestCloseArguments(t *testing.T) {
 	url, _ := closeServer(t, func(conn *Conn) {
 		results <- []error{
 			conn.Close(999, ""),
+			conn.Close(1010, ""), // only clients may send it
 			conn.Close(StatusDropped, ""),
 			conn.Close(5000, ""),
 			conn.Close(StatusOK, strings.Repeat("x", 124)),
@@ -45,7 +46,7 @@ func TestCloseArguments(t *testing.T) {
 	p.expectEOF()
 
 	errs := <-results
-	want := []error{ErrStatusCode, ErrStatusCode, ErrStatusCode, ErrTooLarge, nil, nil, ErrConnClosed, ErrConnClosed}
+	want := []error{ErrStatusCode, ErrStatusCode, ErrStatusCode, ErrStatusCode, ErrTooLarge, nil, nil, ErrConnClosed, ErrConnClosed}
 	for i, err := range errs {
 		if !errors.Is(err, want[i]) || (want[i] == nil) != (err == nil) {
 			t.Errorf("call %d returned %v, want %v", i, err, want[i])

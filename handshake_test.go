@@ -2,6 +2,7 @@ package websocket
 
 import (
 	"bufio"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -37,6 +38,9 @@ func TestHandshakeRejections(t *testing.T) {
 		{"no key", func(r *http.Request) { r.Header.Del("Sec-WebSocket-Key") }, http.StatusBadRequest},
 		{"short key", func(r *http.Request) { r.Header.Set("Sec-WebSocket-Key", "c2hvcnQ=") }, http.StatusBadRequest},
 		{"key not base64", func(r *http.Request) { r.Header.Set("Sec-WebSocket-Key", "!!!!!!!!!!!!!!!!!!!!!!==") }, http.StatusBadRequest},
+		{"two keys", func(r *http.Request) { r.Header.Add("Sec-WebSocket-Key", testKey) }, http.StatusBadRequest},
+		{"body", func(r *http.Request) { r.ContentLength = 3; r.Body = io.NopCloser(strings.NewReader("abc")) }, http.StatusBadRequest},
+		{"chunked body", func(r *http.Request) { r.TransferEncoding = []string{"chunked"} }, http.StatusBadRequest},
 		{"bad Origin", func(r *http.Request) { r.Header.Set("Origin", "http://[::1") }, http.StatusBadRequest},
 		{"subprotocol not chosen", func(r *http.Request) { r.Header.Set("Sec-WebSocket-Protocol", "mqtt") }, http.StatusBadRequest},
 	}
@@ -53,6 +57,9 @@ func TestHandshakeRejections(t *testing.T) {
 			}
 			if tc.want == http.StatusUpgradeRequired && rec.Header().Get("Sec-WebSocket-Version") != "13" {
 				t.Errorf("426 without Sec-WebSocket-Version: 13")
+			}
+			if tc.want == http.StatusMethodNotAllowed && rec.Header().Get("Allow") != "GET" {
+				t.Errorf("405 without Allow: GET")
 			}
 		})
 	}

@@ -59,8 +59,10 @@ func TestProtocolViolations(t *testing.T) {
 		{"invalid UTF-8 across fragments", [][]byte{frame(false, opText, "\xce"), frame(true, opContinuation, "\x41")}, StatusInvalidData},
 		{"truncated UTF-8 at message end", [][]byte{frame(false, opText, "ok"), frame(true, opContinuation, "\xe2\x82")}, StatusInvalidData},
 		{"invalid UTF-8 after a valid fragment", [][]byte{frame(false, opText, "κόσμε"), frame(false, opContinuation, "\xf4\x90\x80\x80"), frame(true, opContinuation, "")}, StatusInvalidData},
+		{"truncated UTF-8 before an empty final fragment", [][]byte{frame(false, opText, "ab\xe2\x82"), frame(true, opContinuation, "")}, StatusInvalidData},
 		{"message over the read limit", [][]byte{frame(true, opBinary, strings.Repeat("b", 1001))}, StatusTooLarge},
 		{"fragments over the read limit", [][]byte{frame(false, opBinary, strings.Repeat("b", 600)), frame(true, opContinuation, strings.Repeat("b", 600))}, StatusTooLarge},
+		{"fragment lengths overflowing the limit check", [][]byte{frame(false, opBinary, "0123456789"), {0x80, 0xFF, 0x7F, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 1, 2, 3, 4}}, StatusTooLarge},
 		{"64-bit length with the top bit set", [][]byte{{0x82, 0xFF, 0x80, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4}}, StatusProtocolError},
 		{"close with one byte", [][]byte{frame(true, opClose, "\x03")}, StatusProtocolError},
 		{"close code 999", [][]byte{frame(true, opClose, closePayloadOf(999, ""))}, StatusProtocolError},
@@ -140,4 +142,17 @@ func TestEarlyFrameAfterHandshake(t *testing.T) {
 	p.write(frame(true, opClose, closePayloadOf(4000, "")))
 	p.expectClose(4000)
 	waitStatus(t, statuses, 4000, "")
+}
+
+// TestReadLimitSetLate sets the read limit after the reader goroutine
+// may already have seen the start of an oversized message.
+func TestReadLimitSetLate(t *testing.T) {
+	checkGoroutines(t)
+	url := startServer(t, &Handler{Handle: func(conn *Conn) {
+		time.Sleep(50 * time.Millisecond)
+		conn.SetReadLimit(1000)
+		echoHandler(conn)
+	}})
+	p := dialRaw(t, url, frame(true, opBinary, strings.Repeat("b", 1001)))
+	p.expectClose(StatusTooLarge)
 }

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
+	"sync/atomic"
 )
 
 // inboundMessage is the state of the message being read.  It belongs to
@@ -28,7 +30,10 @@ type messageReader struct {
 	c          *Conn
 	generation uint64
 	typ        MessageType
-	finished   bool // guarded by c.readMu
+	// finished is set once the message has been read to its end.  It
+	// is checked without c.readMu, which readLoop may hold for long
+	// while it waits for the next message.
+	finished atomic.Bool
 }
 
 // Read reads payload bytes of the message.  It returns io.EOF at the end
@@ -36,14 +41,17 @@ type messageReader struct {
 // closed before that.
 func (r *messageReader) Read(p []byte) (int, error) {
 	c := r.c
-	c.readMu.Lock()
-	defer c.readMu.Unlock()
-	if r.finished {
+	if r.finished.Load() {
 		return 0, io.EOF
 	}
-	if r.generation != c.in.generation || c.isClosingNow() {
+	if c.isClosingNow() {
 		// Once closing, the rest of the stream belongs to the
 		// closing handshake.
+		return 0, c.closedError()
+	}
+	c.readMu.Lock()
+	defer c.readMu.Unlock()
+	if r.generation != c.in.generation {
 		return 0, c.closedError()
 	}
 	if len(p) == 0 {
@@ -53,7 +61,7 @@ func (r *messageReader) Read(p []byte) (int, error) {
 	switch err {
 	case nil:
 	case io.EOF:
-		r.finished = true
+		r.finished.Store(true)
 		c.in.generation++
 		c.messageDone <- struct{}{}
 	default:
@@ -88,7 +96,7 @@ func (c *Conn) startMessage() (*messageReader, error) {
 func (c *Conn) readPayload(p []byte) (int, error) {
 	for c.in.remaining == 0 {
 		if c.in.final {
-			return 0, io.EOF
+			return 0, c.endOfMessage()
 		}
 		h, err := c.nextDataFrame()
 		if err != nil {
@@ -113,16 +121,27 @@ func (c *Conn) readPayload(p []byte) (int, error) {
 	if c.in.masked {
 		c.in.keyPos = maskBytes(c.in.key, c.in.keyPos, p[:n])
 	}
-	end := c.in.remaining == 0 && c.in.final
-	if c.in.typ == Text {
-		if !c.in.utf8.write(p[:n]) || end && !c.in.utf8.complete() {
-			return 0, &closeError{code: StatusInvalidData, reason: "text message is not valid UTF-8"}
-		}
+	if c.in.typ == Text && !c.in.utf8.write(p[:n]) {
+		return 0, errInvalidUTF8
 	}
-	if end {
+	if c.in.remaining == 0 && c.in.final {
+		if err := c.endOfMessage(); err != io.EOF {
+			return 0, err
+		}
 		return n, io.EOF
 	}
 	return n, nil
+}
+
+var errInvalidUTF8 = &closeError{code: StatusInvalidData, reason: "text message is not valid UTF-8"}
+
+// endOfMessage checks the message that was just read to its end; it
+// returns io.EOF if all is well.
+func (c *Conn) endOfMessage() error {
+	if c.in.typ == Text && !c.in.utf8.complete() {
+		return errInvalidUTF8
+	}
+	return io.EOF
 }
 
 // acceptFrame makes h the current frame of the message being read.
@@ -132,11 +151,26 @@ func (c *Conn) acceptFrame(h frameHeader) error {
 	c.in.masked = h.masked
 	c.in.key = h.key
 	c.in.keyPos = 0
+	if h.length > math.MaxInt64-c.in.size {
+		// Only a hostile peer announces this much; the sum would
+		// overflow.
+		return c.tooLarge()
+	}
 	c.in.size += h.length
+	return c.checkReadLimit()
+}
+
+// checkReadLimit fails a message whose announced size is above the
+// current read limit.
+func (c *Conn) checkReadLimit() error {
 	if limit := c.readLimit.Load(); limit > 0 && c.in.size > limit {
-		return &closeError{code: StatusTooLarge, reason: fmt.Sprintf("message exceeds the limit of %d bytes", limit)}
+		return c.tooLarge()
 	}
 	return nil
+}
+
+func (c *Conn) tooLarge() error {
+	return &closeError{code: StatusTooLarge, reason: fmt.Sprintf("message exceeds the limit of %d bytes", c.readLimit.Load())}
 }
 
 // nextDataFrame reads frame headers until one of a data frame comes,

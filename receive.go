@@ -15,8 +15,20 @@ import (
 // Once the connection has closed, ReceiveMessage returns an error that
 // satisfies errors.Is(err, ErrConnClosed).
 func (c *Conn) ReceiveMessage() (MessageType, io.Reader, error) {
+	if c.done == nil {
+		return 0, nil, ErrConnClosed // used before the handshake completed
+	}
 	select {
 	case mr := <-c.nextMessage:
+		// The reader goroutine may have taken the message in before
+		// the application set its read limit, so check again.
+		c.readMu.Lock()
+		err := c.checkReadLimit()
+		c.readMu.Unlock()
+		if err != nil {
+			c.fail(err)
+			return 0, nil, c.closedError()
+		}
 		return mr.typ, mr, nil
 	case <-c.closing:
 		return 0, nil, c.closedError()

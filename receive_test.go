@@ -3,7 +3,10 @@ package websocket
 import (
 	"bytes"
 	"errors"
+	"io"
+	"net/http/httptest"
 	"testing"
+	"time"
 )
 
 // receiveServer runs fn on the server side and closes the connection
@@ -85,5 +88,71 @@ func TestSendMessageType(t *testing.T) {
 	}
 	if Text.String() != "text" || Binary.String() != "binary" || MessageType(7).String() != "MessageType(7)" {
 		t.Errorf("MessageType.String: %v %v %v", Text, Binary, MessageType(7))
+	}
+}
+
+// TestReceiveBinaryExactSize receives messages that fill the buffer
+// exactly, in a request-response loop: finding out that nothing is left
+// of the message must not wait for the next one.
+func TestReceiveBinaryExactSize(t *testing.T) {
+	checkGoroutines(t)
+	url := startServer(t, &Handler{Handle: echoHandler})
+	conn := dialTest(t, url, nil)
+	buf := make([]byte, 4)
+	for i := range 300 {
+		if err := conn.SendBinary([]byte("ping")); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() {
+			_, err := conn.ReceiveBinary(buf)
+			done <- err
+		}()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("round %d: %v", i, err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("round %d: ReceiveBinary hangs on a message that fills the buffer", i)
+		}
+	}
+}
+
+func TestReadAfterEOF(t *testing.T) {
+	checkGoroutines(t)
+	url := startServer(t, &Handler{Handle: echoHandler})
+	conn := dialTest(t, url, nil)
+	conn.SendText("x")
+	_, r, err := conn.ReceiveMessage()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, err := io.ReadAll(r); string(b) != "x" || err != nil {
+		t.Fatalf("ReadAll: %q, %v", b, err)
+	}
+	time.Sleep(20 * time.Millisecond) // let the reader goroutine wait for the next message
+	if n, err := r.Read(make([]byte, 1)); n != 0 || err != io.EOF {
+		t.Errorf("Read after EOF: %d, %v", n, err)
+	}
+}
+
+// TestConnBeforeHandshake uses the connection inside AccessOk, where it
+// is not ready yet: calls fail instead of panicking or blocking.
+func TestConnBeforeHandshake(t *testing.T) {
+	var errs []error
+	h := &Handler{AccessOk: func(conn *Conn, _ []string) bool {
+		_, _, err := conn.ReceiveMessage()
+		errs = append(errs, err, conn.SendText("x"), conn.Close(StatusOK, ""))
+		if code, _ := conn.GetStatus(); code != StatusDropped {
+			t.Errorf("GetStatus = %v", code)
+		}
+		return false
+	}}
+	h.ServeHTTP(httptest.NewRecorder(), handshakeRequest())
+	for i, err := range errs {
+		if !errors.Is(err, ErrConnClosed) {
+			t.Errorf("call %d: %v, want ErrConnClosed", i, err)
+		}
 	}
 }

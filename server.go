@@ -56,8 +56,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		herr = h.checkAccess(conn, protocols)
 	}
 	if herr != nil {
-		if herr.status == http.StatusUpgradeRequired {
+		switch herr.status {
+		case http.StatusUpgradeRequired:
 			w.Header().Set("Sec-WebSocket-Version", "13")
+		case http.StatusMethodNotAllowed:
+			w.Header().Set("Allow", http.MethodGet)
 		}
 		http.Error(w, herr.message, herr.status)
 		return
@@ -95,6 +98,11 @@ func checkRequest(req *http.Request, conn *Conn) ([]string, *handshakeError) {
 		return nil, &handshakeError{http.StatusMethodNotAllowed, "websocket: the handshake must use GET"}
 	case !req.ProtoAtLeast(1, 1):
 		return nil, &handshakeError{http.StatusBadRequest, "websocket: the handshake needs HTTP/1.1"}
+	case req.ContentLength != 0 || len(req.TransferEncoding) > 0:
+		// A body would be taken for the first WebSocket frames.
+		return nil, &handshakeError{http.StatusBadRequest, "websocket: the handshake request must not have a body"}
+	case len(req.Header.Values("Sec-WebSocket-Key")) != 1:
+		return nil, &handshakeError{http.StatusBadRequest, "websocket: exactly one Sec-WebSocket-Key header is required"}
 	case !headerHasToken(req.Header, "Upgrade", "websocket"):
 		return nil, &handshakeError{http.StatusBadRequest, "websocket: missing \"Upgrade: websocket\" header"}
 	case !headerHasToken(req.Header, "Connection", "upgrade"):

@@ -69,6 +69,9 @@ func (c *Conn) SendMessage(tp MessageType) (io.WriteCloser, error) {
 // acquireSender waits until no other message is being sent.  Once the
 // connection is closing it fails, even if no message is being sent.
 func (c *Conn) acquireSender() error {
+	if c.done == nil {
+		return ErrConnClosed // used before the handshake completed
+	}
 	select {
 	case c.senderToken <- struct{}{}:
 	case <-c.closing:
