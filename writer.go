@@ -19,7 +19,7 @@ var errWriterClosed = errors.New("websocket: write to a closed message writer")
 // fragmentSize is how much a message writer collects before it sends a
 // fragment.  Smaller writes are joined, so that a stream of small
 // writes does not turn into a stream of tiny frames.
-const fragmentSize = 4096
+const fragmentSize = 32768
 
 var fragmentPool = sync.Pool{
 	New: func() any {
@@ -120,6 +120,34 @@ func (w *messageWriter) Write(p []byte) (int, error) {
 	}
 	*w.buf = append(buf, p...)
 	return written + len(p), nil
+}
+
+// ReadFrom adds everything that r yields to the message, reading
+// straight into the fragment buffer, so that io.Copy needs no buffer
+// of its own.
+func (w *messageWriter) ReadFrom(r io.Reader) (int64, error) {
+	if w.buf == nil {
+		return 0, errWriterClosed
+	}
+	var total int64
+	for {
+		buf := *w.buf
+		if len(buf) == cap(buf) {
+			if err := w.flushFragment(buf, false); err != nil {
+				return total, err
+			}
+			buf = buf[:0]
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		*w.buf = buf[:len(buf)+n]
+		total += int64(n)
+		if err == io.EOF {
+			return total, nil
+		}
+		if err != nil {
+			return total, err
+		}
+	}
 }
 
 // Close sends what remains of the message, ending it.  Closing twice
