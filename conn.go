@@ -63,6 +63,11 @@ type Conn struct {
 	writeErr    error
 	senderToken chan struct{}
 
+	// A pong waiting for the write lock, see sendPong.
+	pongMu      sync.Mutex
+	pongQueued  bool
+	pongPayload []byte
+
 	// Closing state, guarded by stateMu.  closing is closed when the
 	// connection starts closing, done when it is fully closed.
 	stateMu    sync.Mutex

@@ -156,3 +156,44 @@ func TestReadLimitSetLate(t *testing.T) {
 	p := dialRaw(t, url, frame(true, opBinary, strings.Repeat("b", 1001)))
 	p.expectClose(StatusTooLarge)
 }
+
+// TestPingWhileWriterBlocked: the server is stuck writing a big message
+// to a peer that reads only after it has sent its own message, with a
+// ping inside.  Answering the ping must not stop the server's reading.
+func TestPingWhileWriterBlocked(t *testing.T) {
+	checkGoroutines(t)
+	big := make([]byte, 32<<20)
+	received := make(chan string, 1)
+	url := startServer(t, &Handler{Handle: func(conn *Conn) {
+		defer conn.Close(StatusOK, "")
+		sent := make(chan error, 1)
+		go func() { sent <- conn.SendBinary(big) }()
+		text, err := conn.ReceiveText(100)
+		if err != nil {
+			text = err.Error()
+		}
+		received <- text
+		<-sent
+		conn.ReceiveMessage() // wait for the peer's close
+	}})
+	p := dialRaw(t, url, nil)
+	time.Sleep(50 * time.Millisecond) // let the big write fill the socket buffers
+	p.write(frame(false, opText, "hello "), frame(true, opPing, "p"), frame(true, opContinuation, "world"))
+	select {
+	case text := <-received:
+		if text != "hello world" {
+			t.Fatalf("server received %q", text)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the server's reading is blocked behind its own writer")
+	}
+	if op, msg := p.readMessage(); op != opBinary || len(msg) != len(big) {
+		t.Fatalf("got %v of %d bytes", op, len(msg))
+	}
+	_, op, payload, err := p.readFrame()
+	if err != nil || op != opPong || string(payload) != "p" {
+		t.Fatalf("got %v %q %v, want the pong", op, payload, err)
+	}
+	p.write(frame(true, opClose, closePayloadOf(StatusOK, "")))
+	p.expectClose(StatusOK)
+}

@@ -227,9 +227,7 @@ func (c *Conn) handleControl(h frameHeader) error {
 	}
 	switch h.op {
 	case opPing:
-		// A pong that cannot be sent means a broken connection,
-		// which the next read will notice; nothing to do here.
-		c.writeControl(opPong, payload)
+		c.sendPong(payload)
 	case opClose:
 		return c.handleClose(payload)
 	}

@@ -170,15 +170,39 @@ func (w *messageWriter) flushFragment(payload []byte, fin bool) error {
 	return err
 }
 
-// writeControl sends a ping or pong; after our close frame it is
-// silently dropped, as RFC 6455 allows nothing after it.
-func (c *Conn) writeControl(op opcode, payload []byte) error {
+// sendPong answers a ping.  It must not wait for the write lock: the
+// reader calls it, and a writer blocked on a peer that does not read
+// until we read would make both sides wait forever.  So a busy writer
+// leaves the pong to a goroutine that sends it once the lock is free;
+// answering only the latest of several pings is allowed (section
+// 5.5.3).
+func (c *Conn) sendPong(payload []byte) {
+	if c.writeMu.TryLock() {
+		defer c.writeMu.Unlock()
+		if !c.closeSent {
+			c.writeFrameLocked(true, opPong, payload)
+		}
+		return
+	}
+	c.pongMu.Lock()
+	defer c.pongMu.Unlock()
+	c.pongPayload = append(c.pongPayload[:0], payload...)
+	if !c.pongQueued {
+		c.pongQueued = true
+		go c.sendQueuedPong()
+	}
+}
+
+// sendQueuedPong sends the pong that sendPong could not send at once.
+func (c *Conn) sendQueuedPong() {
 	c.writeMu.Lock()
 	defer c.writeMu.Unlock()
-	if c.closeSent {
-		return nil
+	c.pongMu.Lock()
+	defer c.pongMu.Unlock()
+	c.pongQueued = false
+	if !c.closeSent {
+		c.writeFrameLocked(true, opPong, c.pongPayload)
 	}
-	return c.writeFrameLocked(true, op, payload)
 }
 
 // writeFrame sends one data frame.
