@@ -20,6 +20,9 @@ func (c *Conn) ReceiveMessage() (MessageType, io.Reader, error) {
 	}
 	select {
 	case mr := <-c.nextMessage:
+		if c.isClosingNow() {
+			return 0, nil, c.closedError()
+		}
 		// The reader goroutine may have taken the message in before
 		// the application set its read limit, so check again.
 		c.readMu.Lock()

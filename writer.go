@@ -197,11 +197,15 @@ func (c *Conn) sendPong(payload []byte) {
 func (c *Conn) sendQueuedPong() {
 	c.writeMu.Lock()
 	defer c.writeMu.Unlock()
+	// Take the payload out, so that the reader never waits for
+	// pongMu while this write is stuck.
+	var buf [maxControlPayload]byte
 	c.pongMu.Lock()
-	defer c.pongMu.Unlock()
+	payload := buf[:copy(buf[:], c.pongPayload)]
 	c.pongQueued = false
+	c.pongMu.Unlock()
 	if !c.closeSent {
-		c.writeFrameLocked(true, opPong, c.pongPayload)
+		c.writeFrameLocked(true, opPong, payload)
 	}
 }
 
