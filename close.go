@@ -59,10 +59,11 @@ var errPeerClosed = fmt.Errorf("websocket: the peer closed the connection: %w", 
 // Use StatusOK for a normal end and another code to report an error.
 // StatusNotSent sends a close frame without a code (and without the
 // message).  Any other code must be one that may be sent on the wire:
-// 1000 to 1003, 1007 to 1014 (but 1010 only from a client), or 3000 to
-// 4999, otherwise ErrStatusCode is returned.  The message may be at most 123 bytes long in UTF-8,
-// otherwise ErrTooLarge is returned.  In both cases of bad arguments
-// the connection stays open, so that Close can be called again.
+// 1000 to 1003, 1007 to 1014 (but 1010 only from a client), or 3000
+// to 4999, otherwise ErrStatusCode is returned.  The message may be at
+// most 123 bytes long in UTF-8, otherwise ErrTooLarge is returned.  In
+// both cases of bad arguments the connection stays open, so that Close
+// can be called again.
 //
 // If the connection was already closing or closed, by either side,
 // Close waits until it is fully closed and returns ErrConnClosed.
