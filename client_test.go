@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -188,5 +189,35 @@ func TestDialBadURL(t *testing.T) {
 		if _, err := Dial(context.Background(), u, nil); err == nil {
 			t.Errorf("Dial(%q) succeeded", u)
 		}
+	}
+}
+
+func TestDialTLS(t *testing.T) {
+	checkGoroutines(t)
+	srv := httptest.NewUnstartedServer(&Handler{Handle: echoHandler, AccessOk: func(conn *Conn, _ []string) bool {
+		return conn.ResourceName.Scheme == "wss"
+	}})
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // the untrusted dial below is expected to fail
+	srv.StartTLS()
+	defer srv.Close()
+	url := "wss" + strings.TrimPrefix(srv.URL, "https")
+	conn := dialTest(t, url, &DialOptions{TLSConfig: srv.Client().Transport.(*http.Transport).TLSClientConfig})
+	msg := strings.Repeat("secret ", 10000)
+	if err := conn.SendText(msg); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := conn.ReceiveText(len(msg)); got != msg || err != nil {
+		t.Fatalf("echo over TLS: %d bytes, %v", len(got), err)
+	}
+	if err := conn.Close(StatusOK, ""); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+	if code, _ := conn.GetStatus(); code != StatusOK {
+		t.Errorf("GetStatus = %v", code)
+	}
+
+	// Without the test CA, the certificate is not trusted.
+	if _, err := Dial(context.Background(), url, nil); err == nil {
+		t.Error("Dial trusted the test server's certificate")
 	}
 }
