@@ -80,7 +80,7 @@ func (c *Conn) Close(code Status, message string) error {
 	if err != nil {
 		return err
 	}
-	err = c.sendClose(payload)
+	err = c.sendClose(payload, false)
 	if errors.Is(err, errCloseSent) {
 		<-c.done
 		return ErrConnClosed
@@ -167,7 +167,7 @@ func (c *Conn) handleClose(payload []byte) error {
 		// Echo the peer's code, as section 5.5.1 suggests.
 		reply = payload[:2]
 	}
-	c.sendClose(reply)
+	c.sendClose(reply, false)
 	c.beginClosing(errPeerClosed)
 	return errPeerClosed
 }
@@ -181,7 +181,10 @@ func (c *Conn) fail(err error) {
 		if len(ce.reason) <= maxCloseReason {
 			payload, _ = closePayload(ce.code, ce.reason)
 		}
-		c.sendClose(payload)
+		// We owe the peer no more than the chance to answer (RFC
+		// 6455, section 7.1.7): our FIN tells it at once that we
+		// are done.
+		c.sendClose(payload, true)
 	}
 	c.beginClosing(err)
 }

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // DefaultReadLimit is the largest message, in bytes, that a new
@@ -41,19 +42,23 @@ type Conn struct {
 	netConn net.Conn
 	client  bool // masks what it sends and expects unmasked frames
 
-	// The read side belongs to whoever holds readMu: the goroutine of
-	// readLoop while it looks for the next message, the application
-	// while it reads a message, and readLoop again while it closes.
+	// The read side belongs to whoever holds readMu: an application
+	// goroutine while it receives a message, readLoop while nobody
+	// receives, and readLoop again while it closes.
 	readMu    sync.Mutex
 	br        *bufio.Reader
 	in        inboundMessage
 	ctrlBuf   [maxControlPayload]byte
 	readLimit atomic.Int64
+	// pending is a message whose start readLoop read while nobody was
+	// receiving; the next ReceiveMessage takes it.  Guarded by readMu.
+	pending *messageReader
 
-	// readLoop hands each new message to ReceiveMessage through
-	// nextMessage and waits on messageDone until it has been read.
-	nextMessage chan *messageReader
-	messageDone chan struct{}
+	// receiverToken is held from ReceiveMessage until the message
+	// has been read to its end, and by readLoop while it reads on its
+	// own; messageEnded wakes readLoop after each message.
+	receiverToken chan struct{}
+	messageEnded  chan struct{}
 
 	// The write side: writeMu makes each frame one unit on the wire,
 	// senderToken is held by the one message being sent.
@@ -88,8 +93,8 @@ func (c *Conn) init(netConn net.Conn, br *bufio.Reader, bw *bufio.Writer, client
 	c.client = client
 	c.br = br
 	c.bw = bw
-	c.nextMessage = make(chan *messageReader)
-	c.messageDone = make(chan struct{}, 1)
+	c.receiverToken = make(chan struct{}, 1)
+	c.messageEnded = make(chan struct{}, 1)
 	c.senderToken = make(chan struct{}, 1)
 	c.closing = make(chan struct{})
 	c.done = make(chan struct{})
@@ -107,32 +112,66 @@ func (c *Conn) SetReadLimit(n int64) {
 	c.readLimit.Store(n)
 }
 
-// readLoop owns the network reads whenever the application does not:
-// it reads up to the start of each message, answering control frames on
-// the way, and hands the message over.  Once the connection closes, it
-// finishes the closing handshake and releases the network connection.
+// receiverGrace is how long readLoop leaves the network to the
+// application after a message, expecting it to call ReceiveMessage
+// again.  An application that receives in a loop thus reads its
+// messages itself, without a hand-over between goroutines; one that
+// stops receiving has its pings answered after this delay at the most.
+const receiverGrace = 2 * time.Millisecond
+
+// readLoop reads from the network whenever the application does not:
+// while nobody receives, it reads up to the start of the next message,
+// answering control frames on the way, and leaves the message for the
+// next ReceiveMessage.  Once the connection closes, it finishes the
+// closing handshake and releases the network connection.
 func (c *Conn) readLoop() {
 	defer close(c.done)
 	defer c.netConn.Close()
+	defer c.finishReading()
 
-	for !c.isClosingNow() {
-		c.readMu.Lock()
-		mr, err := c.startMessage()
-		c.readMu.Unlock()
-		if err != nil {
-			c.fail(err)
-			break
-		}
+	grace := time.NewTimer(receiverGrace)
+	defer grace.Stop()
+	for c.readIfIdle() {
+		// Wait until a message has been read, then give the
+		// application a moment to ask for the next one.
 		select {
-		case c.nextMessage <- mr:
-			select {
-			case <-c.messageDone:
-			case <-c.closing:
-			}
+		case <-c.messageEnded:
 		case <-c.closing:
+			return
+		}
+		grace.Reset(receiverGrace)
+		select {
+		case <-grace.C:
+		case <-c.closing:
+			return
 		}
 	}
-	c.finishReading()
+}
+
+// readIfIdle reads up to the start of the next message, unless an
+// application goroutine is receiving and so reading for itself, or a
+// message is already pending.  It reports false once the connection is
+// closing.
+func (c *Conn) readIfIdle() bool {
+	select {
+	case c.receiverToken <- struct{}{}:
+	default:
+		return true
+	}
+	defer func() { <-c.receiverToken }()
+	c.readMu.Lock()
+	defer c.readMu.Unlock()
+	if c.isClosingNow() {
+		return false
+	}
+	if c.pending == nil {
+		var err error
+		if c.pending, err = c.startMessage(); err != nil {
+			c.fail(err)
+			return false
+		}
+	}
+	return true
 }
 
 // isClosingNow reports whether the connection has started closing.
@@ -154,21 +193,13 @@ func (c *Conn) finishReading() {
 	c.in.generation++
 
 	cause := c.closedError()
-	if isReadFault(cause) {
-		// We failed the connection (RFC 6455, section 7.1.7) and
-		// owe the peer no more patience than it takes to hear its
-		// close frame: our FIN tells it that we are done at once.
-		// Reading on rather than closing outright avoids a TCP
-		// reset, which could destroy our close frame in transit.
-		if cw, ok := c.netConn.(interface{ CloseWrite() error }); ok {
-			cw.CloseWrite()
-		}
-	}
 	if cause == ErrConnClosed || isReadFault(cause) {
 		// We sent a close frame first: wait for the peer's answer,
 		// discarding whatever data comes before it.  After a protocol
-		// error of the peer this is a best effort; the read deadline
-		// set by beginClosing bounds it either way.
+		// error of the peer this is a best effort, but reading on
+		// rather than closing outright avoids a TCP reset, which
+		// could destroy our close frame in transit.  The read
+		// deadline set by beginClosing bounds the wait.
 		for {
 			err := c.skipFrame()
 			if err == nil {

@@ -28,9 +28,11 @@
 //
 //	conn, err := websocket.Dial(ctx, "ws://127.0.0.1:8080/chat", nil)
 //
-// Every Conn reads the network in a goroutine of its own, so pings are
-// answered and the peer's close frame is seen even while the
-// application is busy elsewhere.  Incoming messages are handed to the
-// application one at a time and are streamed, never buffered whole.
-// All methods of a Conn may be called from several goroutines at once.
+// An application goroutine that receives messages in a loop reads them
+// from the network itself; whenever no goroutine is receiving, the
+// connection's own goroutine reads on, so that pings are answered and
+// the peer's close frame is seen even while the application is busy
+// elsewhere.  Incoming messages are delivered one at a time and are
+// streamed, never buffered whole.  All methods of a Conn may be called
+// from several goroutines at once.
 package websocket

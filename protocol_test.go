@@ -197,3 +197,25 @@ func TestPingWhileWriterBlocked(t *testing.T) {
 	p.write(frame(true, opClose, closePayloadOf(StatusOK, "")))
 	p.expectClose(StatusOK)
 }
+
+// TestIdleApplication: the application neither receives nor sends, yet
+// pings are answered and the peer's close completes the connection.
+func TestIdleApplication(t *testing.T) {
+	checkGoroutines(t)
+	statuses := make(chan [2]any, 1)
+	url := startServer(t, &Handler{Handle: func(conn *Conn) {
+		code, reason := conn.GetStatus() // blocks; never receives
+		statuses <- [2]any{code, reason}
+	}})
+	p := dialRaw(t, url, nil)
+	for _, payload := range []string{"one", "two"} {
+		p.write(frame(true, opPing, payload))
+		_, op, got, err := p.readFrame()
+		if err != nil || op != opPong || string(got) != payload {
+			t.Fatalf("got %v %q %v, want the pong %q", op, got, err, payload)
+		}
+	}
+	p.write(frame(true, opClose, closePayloadOf(StatusGoingAway, "idle")))
+	p.expectClose(StatusGoingAway)
+	waitStatus(t, statuses, StatusGoingAway, "idle")
+}

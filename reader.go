@@ -63,7 +63,11 @@ func (r *messageReader) Read(p []byte) (int, error) {
 	case io.EOF:
 		r.finished.Store(true)
 		c.in.generation++
-		c.messageDone <- struct{}{}
+		<-c.receiverToken
+		select {
+		case c.messageEnded <- struct{}{}:
+		default: // readLoop has yet to see an earlier message end
+		}
 	default:
 		c.fail(err)
 		err = c.closedError()

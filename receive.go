@@ -18,24 +18,33 @@ func (c *Conn) ReceiveMessage() (MessageType, io.Reader, error) {
 	if c.done == nil {
 		return 0, nil, ErrConnClosed // used before the handshake completed
 	}
+	// Wait for the message before ours to be read to its end.
 	select {
-	case mr := <-c.nextMessage:
-		if c.isClosingNow() {
-			return 0, nil, c.closedError()
-		}
-		// The reader goroutine may have taken the message in before
-		// the application set its read limit, so check again.
-		c.readMu.Lock()
-		err := c.checkReadLimit()
-		c.readMu.Unlock()
-		if err != nil {
-			c.fail(err)
-			return 0, nil, c.closedError()
-		}
-		return mr.typ, mr, nil
+	case c.receiverToken <- struct{}{}:
 	case <-c.closing:
 		return 0, nil, c.closedError()
 	}
+	if c.isClosingNow() {
+		<-c.receiverToken
+		return 0, nil, c.closedError()
+	}
+	c.readMu.Lock()
+	mr, err := c.pending, error(nil)
+	c.pending = nil
+	if mr != nil {
+		// The reader goroutine may have taken the message in before
+		// the application set its read limit, so check again.
+		err = c.checkReadLimit()
+	} else {
+		mr, err = c.startMessage()
+	}
+	c.readMu.Unlock()
+	if err != nil {
+		<-c.receiverToken
+		c.fail(err)
+		return 0, nil, c.closedError()
+	}
+	return mr.typ, mr, nil
 }
 
 // ReceiveBinary reads the next message into buf and returns its length.

@@ -220,9 +220,10 @@ func (c *Conn) writeFrame(fin bool, op opcode, payload []byte) error {
 }
 
 // sendClose sends a close frame with the given payload, unless one was
-// sent already, and then allows no more frames.  The write is bounded
-// by closeTimeout, also for a data frame that is still being written.
-func (c *Conn) sendClose(payload []byte) error {
+// sent already, and then allows no more frames.  With shutdown, it also
+// ends our direction of the TCP connection.  The write is bounded by
+// closeTimeout, also for a data frame that is still being written.
+func (c *Conn) sendClose(payload []byte, shutdown bool) error {
 	c.netConn.SetWriteDeadline(closeDeadline())
 	c.writeMu.Lock()
 	defer c.writeMu.Unlock()
@@ -230,7 +231,11 @@ func (c *Conn) sendClose(payload []byte) error {
 		return errCloseSent
 	}
 	c.closeSent = true
-	return c.writeFrameLocked(true, opClose, payload)
+	err := c.writeFrameLocked(true, opClose, payload)
+	if cw, ok := c.netConn.(interface{ CloseWrite() error }); ok && shutdown && err == nil {
+		cw.CloseWrite()
+	}
+	return err
 }
 
 // writeFrameLocked encodes and sends one frame; c.writeMu is held.
