@@ -71,6 +71,11 @@ func (c *Conn) Close(code Status, message string) error {
 	if c.done == nil {
 		return ErrConnClosed // used before the handshake completed
 	}
+	select {
+	case <-c.done:
+		return ErrConnClosed
+	default:
+	}
 	if code == 1010 && !c.client {
 		// "Mandatory extension" is the client's complaint about the
 		// server's handshake (section 7.4.1).

@@ -189,8 +189,10 @@ func (c *Conn) isClosingNow() bool {
 func (c *Conn) finishReading() {
 	c.readMu.Lock()
 	defer c.readMu.Unlock()
-	// A message reader still held by the application is now stale.
+	// A message reader still held by the application is now stale,
+	// and a message that nobody took is gone.
 	c.in.generation++
+	c.pending = nil
 
 	cause := c.closedError()
 	if cause == ErrConnClosed || isReadFault(cause) {

@@ -33,6 +33,9 @@
 // connection's own goroutine reads on, so that pings are answered and
 // the peer's close frame is seen even while the application is busy
 // elsewhere.  Incoming messages are delivered one at a time and are
-// streamed, never buffered whole.  All methods of a Conn may be called
-// from several goroutines at once.
+// streamed, never buffered whole, so a message that nobody receives
+// holds up everything behind it, control frames included: an
+// application with no use for incoming messages should still receive
+// and discard them.  All methods of a Conn may be called from several
+// goroutines at once.
 package websocket

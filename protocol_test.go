@@ -1,7 +1,11 @@
 package websocket
 
 import (
+	"errors"
+	"fmt"
+	"io"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -218,4 +222,78 @@ func TestIdleApplication(t *testing.T) {
 	p.write(frame(true, opClose, closePayloadOf(StatusGoingAway, "idle")))
 	p.expectClose(StatusGoingAway)
 	waitStatus(t, statuses, StatusGoingAway, "idle")
+}
+
+// TestNoReadingPastProtocolError: two goroutines receive when the peer
+// sends an illegal frame whose payload looks like a frame of its own.
+// Neither receiver may see that payload as a message.
+func TestNoReadingPastProtocolError(t *testing.T) {
+	checkGoroutines(t)
+	shortCloseTimeout(t, 100*time.Millisecond)
+	// A continuation frame without a message, masked with a zero key
+	// so that its payload is a valid text frame on the wire.
+	inner := frame(true, opText, "INJECTED")
+	illegal := append([]byte{0x80, 0x80 | byte(len(inner)), 0, 0, 0, 0}, inner...)
+	for round := range 50 {
+		results := make(chan error, 2)
+		url := startServer(t, &Handler{Handle: func(conn *Conn) {
+			defer conn.Close(StatusOK, "")
+			var wg sync.WaitGroup
+			for range 2 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					_, r, err := conn.ReceiveMessage()
+					if err == nil {
+						b, _ := io.ReadAll(r)
+						err = fmt.Errorf("got message %q", b)
+					}
+					results <- err
+				}()
+			}
+			wg.Wait()
+		}})
+		p := dialRaw(t, url, nil)
+		time.Sleep(2 * time.Millisecond) // both receivers are waiting
+		p.write(illegal)
+		p.expectClose(StatusProtocolError)
+		for range 2 {
+			if err := <-results; !errors.Is(err, ErrConnClosed) {
+				t.Fatalf("round %d: a receiver got %v, want ErrConnClosed", round, err)
+			}
+		}
+	}
+}
+
+// TestReadLimitRaisedLate raises the read limit after the reader
+// goroutine may have seen the start of a message above the default.
+func TestReadLimitRaisedLate(t *testing.T) {
+	checkGoroutines(t)
+	got := make(chan error, 1)
+	url := startServer(t, &Handler{Handle: func(conn *Conn) {
+		defer conn.Close(StatusOK, "")
+		time.Sleep(20 * time.Millisecond) // authentication, say
+		conn.SetReadLimit(0)
+		_, r, err := conn.ReceiveMessage()
+		if err == nil {
+			_, err = io.Copy(io.Discard, r)
+		}
+		got <- err
+	}})
+	p := dialRaw(t, url, nil)
+	go p.conn.Write(frame(true, opBinary, strings.Repeat("b", DefaultReadLimit+1)))
+	select {
+	case err := <-got:
+		if err != nil {
+			t.Fatalf("message above the default limit: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("message not received")
+	}
+	// The handler returned and closes; answer its close frame.
+	if _, op, _, err := p.readFrame(); err != nil || op != opClose {
+		t.Fatalf("got %v, %v; want the server's close frame", op, err)
+	}
+	p.write(frame(true, opClose, closePayloadOf(StatusOK, "")))
+	p.expectEOF()
 }

@@ -75,7 +75,9 @@ func (r *messageReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// startMessage reads up to the first frame of the next message.
+// startMessage reads up to the first frame of the next message.  The
+// read limit is left to the receiver, which may have changed it by the
+// time it takes the message.
 func (c *Conn) startMessage() (*messageReader, error) {
 	h, err := c.nextDataFrame()
 	if err != nil {
@@ -113,6 +115,9 @@ func (c *Conn) readPayload(p []byte) (int, error) {
 		if err := c.acceptFrame(h); err != nil {
 			return 0, err
 		}
+		if err := c.checkReadLimit(); err != nil {
+			return 0, err
+		}
 	}
 	if int64(len(p)) > c.in.remaining {
 		p = p[:c.in.remaining]
@@ -148,7 +153,9 @@ func (c *Conn) endOfMessage() error {
 	return io.EOF
 }
 
-// acceptFrame makes h the current frame of the message being read.
+// acceptFrame makes h the current frame of the message being read.  It
+// fails only if the message's size overflows; the caller checks it
+// against the read limit.
 func (c *Conn) acceptFrame(h frameHeader) error {
 	c.in.remaining = h.length
 	c.in.final = h.fin
@@ -161,7 +168,7 @@ func (c *Conn) acceptFrame(h frameHeader) error {
 		return c.tooLarge()
 	}
 	c.in.size += h.length
-	return c.checkReadLimit()
+	return nil
 }
 
 // checkReadLimit fails a message whose announced size is above the

@@ -24,27 +24,40 @@ func (c *Conn) ReceiveMessage() (MessageType, io.Reader, error) {
 	case <-c.closing:
 		return 0, nil, c.closedError()
 	}
-	if c.isClosingNow() {
-		<-c.receiverToken
-		return 0, nil, c.closedError()
-	}
-	c.readMu.Lock()
-	mr, err := c.pending, error(nil)
-	c.pending = nil
-	if mr != nil {
-		// The reader goroutine may have taken the message in before
-		// the application set its read limit, so check again.
-		err = c.checkReadLimit()
-	} else {
-		mr, err = c.startMessage()
-	}
-	c.readMu.Unlock()
+	mr, err := c.takeMessage()
 	if err != nil {
+		// Only now that the connection is marked as closing may the
+		// next receiver come: it must not read on from a stream that
+		// just broke.
 		<-c.receiverToken
-		c.fail(err)
-		return 0, nil, c.closedError()
+		return 0, nil, err
 	}
 	return mr.typ, mr, nil
+}
+
+// takeMessage returns the message that readLoop left pending, or reads
+// the start of the next one.  The caller holds the receiver token.
+func (c *Conn) takeMessage() (*messageReader, error) {
+	c.readMu.Lock()
+	defer c.readMu.Unlock()
+	if c.isClosingNow() {
+		return nil, c.closedError()
+	}
+	mr, err := c.pending, error(nil)
+	c.pending = nil
+	if mr == nil {
+		mr, err = c.startMessage()
+	}
+	if err == nil {
+		// The limit applies as it is now, when the application
+		// takes the message, however early its start was read.
+		err = c.checkReadLimit()
+	}
+	if err != nil {
+		c.fail(err)
+		return nil, c.closedError()
+	}
+	return mr, nil
 }
 
 // ReceiveBinary reads the next message into buf and returns its length.
