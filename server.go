@@ -101,16 +101,14 @@ func checkRequest(req *http.Request, conn *Conn) ([]string, *handshakeError) {
 	case req.ContentLength != 0 || len(req.TransferEncoding) > 0:
 		// A body would be taken for the first WebSocket frames.
 		return nil, &handshakeError{http.StatusBadRequest, "websocket: the handshake request must not have a body"}
-	case len(req.Header.Values("Sec-WebSocket-Key")) != 1:
-		return nil, &handshakeError{http.StatusBadRequest, "websocket: exactly one Sec-WebSocket-Key header is required"}
 	case !headerHasToken(req.Header, "Upgrade", "websocket"):
 		return nil, &handshakeError{http.StatusBadRequest, "websocket: missing \"Upgrade: websocket\" header"}
 	case !headerHasToken(req.Header, "Connection", "upgrade"):
 		return nil, &handshakeError{http.StatusBadRequest, "websocket: missing \"Connection: upgrade\" header"}
 	case req.Header.Get("Sec-WebSocket-Version") != "13":
 		return nil, &handshakeError{http.StatusUpgradeRequired, "websocket: unsupported protocol version, only 13 is supported"}
-	case !validKey(req.Header.Get("Sec-WebSocket-Key")):
-		return nil, &handshakeError{http.StatusBadRequest, "websocket: missing or invalid Sec-WebSocket-Key header"}
+	case len(req.Header.Values("Sec-WebSocket-Key")) != 1 || !validKey(req.Header.Get("Sec-WebSocket-Key")):
+		return nil, &handshakeError{http.StatusBadRequest, "websocket: missing, repeated or invalid Sec-WebSocket-Key header"}
 	}
 
 	scheme := "ws"
