@@ -319,25 +319,6 @@ func chromiumStartServer(t *testing.T, s *chromiumServer) *httptest.Server {
 	return ts
 }
 
-// chromiumLog collects Chromium's output.  exec copies the pipes from its
-// own goroutines, so access is locked.
-type chromiumLog struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *chromiumLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *chromiumLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
 // chromiumLaunch starts headless Chromium on pageURL and registers a
 // cleanup that kills it with all its helpers.  The returned channel
 // receives the result of Wait if the browser exits by itself.
@@ -349,7 +330,7 @@ func (l *chromiumLog) String() string {
 // temporary directory so the browser leaves nothing behind in the real
 // home directory (it otherwise writes ~/.config/chromium/Crash Reports
 // and ~/.cache/dconf).
-func chromiumLaunch(t *testing.T, bin, pageURL string, output *chromiumLog) <-chan error {
+func chromiumLaunch(t *testing.T, bin, pageURL string, output *lockedBuffer) <-chan error {
 	t.Helper()
 	dir := t.TempDir()
 	profile := filepath.Join(dir, "profile")
@@ -484,7 +465,7 @@ func TestChromiumEcho(t *testing.T) {
 		}
 	})
 
-	output := &chromiumLog{}
+	output := &lockedBuffer{}
 	exited := chromiumLaunch(t, bin, ts.URL+"/", output)
 
 	var rep chromiumReport

@@ -109,8 +109,8 @@ func firstDiff(got, want []byte) string {
 	return ""
 }
 
-// lockedBuffer collects a child's stderr; exec copies into it from its own
-// goroutine while the test may read it.
+// lockedBuffer collects a child process's output (Node's, Chromium's):
+// exec copies into it from its own goroutine while the test may read it.
 type lockedBuffer struct {
 	mu  sync.Mutex
 	buf bytes.Buffer
