@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"encoding/base64"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -36,6 +37,12 @@ type DialOptions struct {
 	// NetDialContext, if not nil, opens the network connection in
 	// place of a net.Dialer.
 	NetDialContext func(ctx context.Context, network, addr string) (net.Conn, error)
+
+	// ReadLimit, if positive, is the largest message in bytes that the
+	// connection accepts; a larger one fails the connection with
+	// StatusTooLarge.  Zero means no limit.  See Conn.SetReadLimit for
+	// when to set one.
+	ReadLimit int64
 }
 
 // handshakeFields are the request header fields that Dial writes
@@ -159,6 +166,9 @@ func clientHandshake(ctx context.Context, netConn net.Conn, u *url.URL, opts *Di
 	if err != nil {
 		return nil, handshakeFailure(ctx, err)
 	}
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		return nil, refusal(netConn, resp)
+	}
 	protocol, err := checkResponse(resp, key, opts.Subprotocols)
 	if err != nil {
 		return nil, err
@@ -173,6 +183,7 @@ func clientHandshake(ctx context.Context, netConn net.Conn, u *url.URL, opts *Di
 		conn.Origin, _ = url.Parse(origin)
 	}
 	conn.init(netConn, br, bw, true)
+	conn.SetReadLimit(opts.ReadLimit)
 	return conn, nil
 }
 
@@ -191,24 +202,40 @@ func writeRequest(bw *bufio.Writer, u *url.URL, key string, opts *DialOptions) {
 // checkResponse checks the server's handshake response (section 4.1,
 // the client's requirements) and returns the selected subprotocol.
 func checkResponse(resp *http.Response, key string, offered []string) (string, error) {
-	if resp.StatusCode != http.StatusSwitchingProtocols {
-		return "", fmt.Errorf("%w: the server answered %q", ErrBadHandshake, resp.Status)
-	}
 	switch {
 	case !headerHasToken(resp.Header, "Upgrade", "websocket"):
-		return "", fmt.Errorf("%w: missing \"Upgrade: websocket\" in the response", ErrBadHandshake)
+		return "", fmt.Errorf("websocket: %w: missing \"Upgrade: websocket\" in the response", ErrBadHandshake)
 	case !headerHasToken(resp.Header, "Connection", "upgrade"):
-		return "", fmt.Errorf("%w: missing \"Connection: upgrade\" in the response", ErrBadHandshake)
+		return "", fmt.Errorf("websocket: %w: missing \"Connection: upgrade\" in the response", ErrBadHandshake)
 	case resp.Header.Get("Sec-WebSocket-Accept") != acceptKey(key):
-		return "", fmt.Errorf("%w: wrong Sec-WebSocket-Accept in the response", ErrBadHandshake)
+		return "", fmt.Errorf("websocket: %w: wrong Sec-WebSocket-Accept in the response", ErrBadHandshake)
 	case len(headerTokens(resp.Header, "Sec-WebSocket-Extensions")) > 0:
-		return "", fmt.Errorf("%w: the server chose an extension that was not offered", ErrBadHandshake)
+		return "", fmt.Errorf("websocket: %w: the server chose an extension that was not offered", ErrBadHandshake)
 	}
 	protocol := resp.Header.Get("Sec-WebSocket-Protocol")
 	if protocol != "" && !slices.Contains(offered, protocol) {
-		return "", fmt.Errorf("%w: the server chose subprotocol %q, which was not offered", ErrBadHandshake, protocol)
+		return "", fmt.Errorf("websocket: %w: the server chose subprotocol %q, which was not offered", ErrBadHandshake, protocol)
 	}
 	return protocol, nil
+}
+
+// refusalBodyTimeout bounds the wait for the body of a refusal, which
+// only serves to explain the error; the status line is already known.
+const refusalBodyTimeout = time.Second
+
+// maxRefusalBody is how much of a refusal's body goes into the error.
+const maxRefusalBody = 256
+
+// refusal describes a response that refused the handshake: its status
+// line and the start of its body, which usually says what was wrong.
+func refusal(netConn net.Conn, resp *http.Response) error {
+	netConn.SetReadDeadline(time.Now().Add(refusalBodyTimeout))
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, maxRefusalBody))
+	text := strings.Join(strings.Fields(strings.ToValidUTF8(string(body), "\uFFFD")), " ")
+	if text == "" {
+		return fmt.Errorf("websocket: %w: the server answered %q", ErrBadHandshake, resp.Proto+" "+resp.Status)
+	}
+	return fmt.Errorf("websocket: %w: the server answered %q: %s", ErrBadHandshake, resp.Proto+" "+resp.Status, text)
 }
 
 // handshakeFailure reports an I/O error of the handshake, blaming the

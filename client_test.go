@@ -1,6 +1,7 @@
 package websocket
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -145,15 +146,50 @@ func TestDialRefused(t *testing.T) {
 	checkGoroutines(t)
 	url := startServer(t, &Handler{AccessOk: func(*Conn, []string) bool { return false }})
 	_, err := Dial(context.Background(), url, nil)
-	if !errors.Is(err, ErrBadHandshake) || !strings.Contains(err.Error(), "403") {
-		t.Errorf("Dial to a refusing server: %v, want ErrBadHandshake with 403", err)
+	want := `websocket: bad handshake: the server answered "HTTP/1.1 403 Forbidden": websocket: access denied`
+	if !errors.Is(err, ErrBadHandshake) || err.Error() != want {
+		t.Errorf("Dial to a refusing server: %v, want %s", err, want)
+	}
+
+	// The README's mistake: a subprotocol that the server does not
+	// pick.  The error must tell why, not just "400 Bad Request".
+	url = startServer(t, &Handler{Handle: echoHandler})
+	_, err = Dial(context.Background(), url, &DialOptions{Subprotocols: []string{"chat.v1"}})
+	if !errors.Is(err, ErrBadHandshake) || !strings.Contains(err.Error(), `"HTTP/1.1 400 Bad Request": websocket: none of the offered subprotocols is supported`) {
+		t.Errorf("Dial offering an unknown subprotocol: %v", err)
 	}
 
 	plain := httptest.NewServer(http.NotFoundHandler())
 	defer plain.Close()
 	_, err = Dial(context.Background(), "ws"+strings.TrimPrefix(plain.URL, "http"), nil)
-	if !errors.Is(err, ErrBadHandshake) {
-		t.Errorf("Dial to a plain HTTP server: %v, want ErrBadHandshake", err)
+	if !errors.Is(err, ErrBadHandshake) || !strings.Contains(err.Error(), `"HTTP/1.1 404 Not Found": 404 page not found`) {
+		t.Errorf("Dial to a plain HTTP server: %v, want ErrBadHandshake with 404 and the body", err)
+	}
+
+	// A refusal whose body never comes: the status line is enough, and
+	// Dial does not wait for the body for long.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		http.ReadRequest(bufio.NewReader(c))
+		io.WriteString(c, "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 100\r\n\r\nbusy")
+		time.Sleep(3 * time.Second)
+	}()
+	start := time.Now()
+	_, err = Dial(context.Background(), "ws://"+ln.Addr().String()+"/", nil)
+	if !errors.Is(err, ErrBadHandshake) || !strings.Contains(err.Error(), `"HTTP/1.1 503 Service Unavailable": busy`) {
+		t.Errorf("Dial to a server that stalls in its refusal: %v", err)
+	}
+	if d := time.Since(start); d > 2500*time.Millisecond {
+		t.Errorf("Dial waited %v for the body of a refusal", d)
 	}
 }
 

@@ -85,14 +85,21 @@ func (c *Conn) Close(code Status, message string) error {
 	if err != nil {
 		return err
 	}
-	err = c.sendClose(payload, false)
-	if errors.Is(err, errCloseSent) {
+	if c.isClosingNow() {
 		<-c.done
 		return ErrConnClosed
 	}
-	c.beginClosing(nil)
+	err = c.sendClose(payload, false)
+	if err == errCloseSent {
+		<-c.done
+		return ErrConnClosed
+	}
+	c.beginClosing(errClosedLocally)
 	<-c.done
-	return err
+	if err != nil {
+		return ErrConnClosed
+	}
+	return nil
 }
 
 // closePayload encodes the body of a close frame.
@@ -212,12 +219,43 @@ func (c *Conn) beginClosing(cause error) {
 }
 
 // closedError returns the error for operations after the connection
-// started closing, telling why it did.
-func (c *Conn) closedError() error {
+// started closing: ErrConnClosed itself, as the reference API promises;
+// Err tells why.
+func (c *Conn) closedError() error { return ErrConnClosed }
+
+// cause returns why the connection started closing, or nil if it has
+// not.
+func (c *Conn) cause() error {
 	c.stateMu.Lock()
 	defer c.stateMu.Unlock()
-	if c.closeCause != nil {
+	return c.closeCause
+}
+
+// errClosedLocally means that the application called Close.
+var errClosedLocally = fmt.Errorf("websocket: the connection was closed by Close: %w", ErrConnClosed)
+
+// Err returns nil while the connection is open.  Once it has started
+// to close, it returns why: the peer's close frame, a call of Close, a
+// violation of the protocol by the peer (with the status code that was
+// sent), or the error of the network connection.  Every such error
+// satisfies errors.Is(err, ErrConnClosed); the methods that send and
+// receive return ErrConnClosed itself.
+func (c *Conn) Err() error {
+	if c.done == nil {
+		return nil // the handshake has not completed
+	}
+	c.stateMu.Lock()
+	defer c.stateMu.Unlock()
+	switch {
+	case !c.isClosing:
+		return nil
+	case c.closeCause == errPeerClosed:
+		if c.peerStatus == StatusNotSent {
+			return fmt.Errorf("websocket: the peer closed the connection without a status code: %w", ErrConnClosed)
+		}
+		return fmt.Errorf("websocket: the peer closed the connection with status %v %q: %w", c.peerStatus, c.peerReason, ErrConnClosed)
+	case c.closeCause != nil:
 		return c.closeCause
 	}
-	return ErrConnClosed
+	return errClosedLocally
 }

@@ -11,11 +11,6 @@ import (
 	"time"
 )
 
-// DefaultReadLimit is the largest message, in bytes, that a new
-// connection accepts.  A larger message fails the connection with
-// StatusTooLarge.  Conn.SetReadLimit changes the limit.
-const DefaultReadLimit = 32 << 20
-
 // Conn is one WebSocket connection, on the server side (from a Handler)
 // or on the client side (from Dial).  The exported fields describe the
 // connection and must not be changed once the handshake is done.
@@ -98,16 +93,21 @@ func (c *Conn) init(netConn net.Conn, br *bufio.Reader, bw *bufio.Writer, client
 	c.senderToken = make(chan struct{}, 1)
 	c.closing = make(chan struct{})
 	c.done = make(chan struct{})
-	c.readLimit.Store(DefaultReadLimit)
 }
 
 // start launches the goroutine that reads from the network.
 func (c *Conn) start() { go c.readLoop() }
 
 // SetReadLimit sets the largest message, in bytes, that the connection
-// accepts from now on; n <= 0 removes the limit.  A message above the
-// limit fails the connection with StatusTooLarge, before its payload is
-// read.
+// accepts from now on; n <= 0 removes the limit, which is the default.
+// A message above the limit fails the connection with StatusTooLarge,
+// before its payload is read.
+//
+// ReceiveMessage streams messages and ReceiveText and ReceiveBinary stop
+// at their caller's bounds, so the package itself never holds a whole
+// message in memory and needs no limit.  An application that collects
+// whole messages itself, with io.ReadAll for example, should set one:
+// otherwise a peer can make it allocate as much as it likes.
 func (c *Conn) SetReadLimit(n int64) {
 	c.readLimit.Store(n)
 }
@@ -194,30 +194,29 @@ func (c *Conn) finishReading() {
 	c.in.generation++
 	c.pending = nil
 
-	cause := c.closedError()
-	if cause == ErrConnClosed || isReadFault(cause) {
+	cause := c.cause()
+	if !c.hasPeerClosed() && (cause == errClosedLocally || isReadFault(cause)) {
 		// We sent a close frame first: wait for the peer's answer,
 		// discarding whatever data comes before it.  After a protocol
 		// error of the peer this is a best effort, but reading on
 		// rather than closing outright avoids a TCP reset, which
 		// could destroy our close frame in transit.  The read
 		// deadline set by beginClosing bounds the wait.
-		for {
-			err := c.skipFrame()
-			if err == nil {
-				continue
-			}
-			if errors.Is(err, errPeerClosed) {
-				cause = errPeerClosed
-			}
-			break
+		for c.skipFrame() == nil {
 		}
 	}
-	if cause == errPeerClosed && c.client {
+	if c.hasPeerClosed() && c.client {
 		// The server closes the TCP connection first (RFC 6455,
 		// section 7.1.1), so a client waits for that.
 		io.Copy(io.Discard, c.br)
 	}
+}
+
+// hasPeerClosed reports whether the peer's close frame has arrived.
+func (c *Conn) hasPeerClosed() bool {
+	c.stateMu.Lock()
+	defer c.stateMu.Unlock()
+	return c.peerClosed
 }
 
 // isReadFault reports whether err is a violation of the protocol by the

@@ -2,16 +2,19 @@ package websocket
 
 // wsError is the type of the package's sentinel errors.  Being a
 // string constant type, the sentinels cannot be reassigned by other
-// packages.
+// packages, and their texts are exactly those of the reference API, so
+// that programs which log or match them keep working.
 type wsError string
 
-func (e wsError) Error() string { return "websocket: " + string(e) }
+func (e wsError) Error() string { return string(e) }
 
 const (
 	// ErrConnClosed is returned by every operation on a connection
-	// that has been closed, by either side.  Errors that end a
-	// connection, such as a protocol violation by the peer, wrap it,
-	// so errors.Is(err, ErrConnClosed) is true for them as well.
+	// that has ended, whichever side ended it and for whatever reason:
+	// the peer's close frame, our own Close, a protocol violation by
+	// the peer, or a broken network connection.  It is returned as is,
+	// never wrapped, so that err == ErrConnClosed holds; Conn.Err tells
+	// why the connection ended.
 	ErrConnClosed = wsError("connection closed")
 
 	// ErrMessageType means that a message was not of the expected
@@ -29,7 +32,7 @@ const (
 	// longer than 123 bytes.
 	ErrTooLarge = wsError("message too large")
 
-	// ErrBadHandshake is returned by Dial when the server did not
-	// accept the opening handshake.
+	// ErrBadHandshake is returned, wrapped with the details, by Dial
+	// when the server did not accept the opening handshake.
 	ErrBadHandshake = wsError("bad handshake")
 )

@@ -266,11 +266,11 @@ func TestNoReadingPastProtocolError(t *testing.T) {
 }
 
 // TestReadLimitRaisedLate raises the read limit after the reader
-// goroutine may have seen the start of a message above the default.
+// goroutine may have seen the start of a message above the handler's.
 func TestReadLimitRaisedLate(t *testing.T) {
 	checkGoroutines(t)
 	got := make(chan error, 1)
-	url := startServer(t, &Handler{Handle: func(conn *Conn) {
+	url := startServer(t, &Handler{ReadLimit: 1024, Handle: func(conn *Conn) {
 		defer conn.Close(StatusOK, "")
 		time.Sleep(20 * time.Millisecond) // authentication, say
 		conn.SetReadLimit(0)
@@ -281,11 +281,11 @@ func TestReadLimitRaisedLate(t *testing.T) {
 		got <- err
 	}})
 	p := dialRaw(t, url, nil)
-	go p.conn.Write(frame(true, opBinary, strings.Repeat("b", DefaultReadLimit+1)))
+	go p.conn.Write(frame(true, opBinary, strings.Repeat("b", 1<<20)))
 	select {
 	case err := <-got:
 		if err != nil {
-			t.Fatalf("message above the default limit: %v", err)
+			t.Fatalf("message above the handler's limit: %v", err)
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("message not received")

@@ -38,6 +38,12 @@ type Handler struct {
 	// ServerName, if not empty, is sent as the Server header of the
 	// handshake response.
 	ServerName string
+
+	// ReadLimit, if positive, is the largest message in bytes that
+	// the connections accept; a larger one fails the connection with
+	// StatusTooLarge.  Zero means no limit.  See Conn.SetReadLimit for
+	// when to set one.
+	ReadLimit int64
 }
 
 // handshakeError is a refused handshake: the HTTP status to answer with
@@ -82,6 +88,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	}
 
 	conn.init(netConn, continueReading(brw.Reader, netConn), brw.Writer, false)
+	conn.SetReadLimit(h.ReadLimit)
 	conn.start()
 	if h.Handle == nil {
 		conn.Close(StatusGoingAway, "")

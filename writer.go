@@ -9,8 +9,8 @@ import (
 	"unsafe"
 )
 
-// errCloseSent means that a close frame was already sent, after which
-// RFC 6455, section 5.5.1, allows no more frames.
+// errCloseSent tells sendClose's callers that a close frame was already
+// sent, after which RFC 6455, section 5.5.1, allows no more frames.
 var errCloseSent = fmt.Errorf("websocket: close frame already sent: %w", ErrConnClosed)
 
 // errWriterClosed is returned by a message writer used after Close.
@@ -101,6 +101,9 @@ func (w *messageWriter) Write(p []byte) (int, error) {
 	if w.buf == nil {
 		return 0, errWriterClosed
 	}
+	if w.c.isClosingNow() {
+		return 0, ErrConnClosed
+	}
 	buf := *w.buf
 	written := 0
 	if len(buf)+len(p) > cap(buf) && len(buf) > 0 {
@@ -151,9 +154,13 @@ func (w *messageWriter) ReadFrom(r io.Reader) (int64, error) {
 }
 
 // Close sends what remains of the message, ending it.  Closing twice
-// does nothing.
+// does nothing more; once the connection has ended, Close returns
+// ErrConnClosed.
 func (w *messageWriter) Close() error {
 	if w.buf == nil {
+		if w.c.isClosingNow() {
+			return ErrConnClosed
+		}
 		return nil
 	}
 	err := w.flushFragment(*w.buf, true)
@@ -214,7 +221,7 @@ func (c *Conn) writeFrame(fin bool, op opcode, payload []byte) error {
 	c.writeMu.Lock()
 	defer c.writeMu.Unlock()
 	if c.closeSent {
-		return errCloseSent
+		return ErrConnClosed
 	}
 	return c.writeFrameLocked(fin, op, payload)
 }
@@ -242,7 +249,7 @@ func (c *Conn) sendClose(payload []byte, shutdown bool) error {
 // Frames go out at once, since a WebSocket peer waits for every one.
 func (c *Conn) writeFrameLocked(fin bool, op opcode, payload []byte) error {
 	if c.writeErr != nil {
-		return c.writeErr
+		return ErrConnClosed
 	}
 	var key [4]byte
 	if c.client {
@@ -259,9 +266,10 @@ func (c *Conn) writeFrameLocked(fin bool, op opcode, payload []byte) error {
 	if err := c.bw.Flush(); err != nil {
 		// A failed write leaves the peer with a partial frame: the
 		// connection is unusable from here on.
-		c.writeErr = fmt.Errorf("%w: %w", ErrConnClosed, err)
+		c.writeErr = fmt.Errorf("websocket: write: %w: %w", ErrConnClosed, err)
+		c.beginClosing(c.writeErr)
 		c.netConn.Close()
-		return c.writeErr
+		return ErrConnClosed
 	}
 	return nil
 }
