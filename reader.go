@@ -37,8 +37,7 @@ type messageReader struct {
 }
 
 // Read reads payload bytes of the message.  It returns io.EOF at the end
-// of the message, and an error wrapping ErrConnClosed if the connection
-// closed before that.
+// of the message, and ErrConnClosed if the connection ended before that.
 func (r *messageReader) Read(p []byte) (int, error) {
 	c := r.c
 	if r.finished.Load() {

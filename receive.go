@@ -12,8 +12,7 @@ import (
 //
 // The reader must be read to its end (io.EOF) before another message
 // can be received: the connection delivers messages strictly in order.
-// Once the connection has closed, ReceiveMessage returns an error that
-// satisfies errors.Is(err, ErrConnClosed).
+// Once the connection has ended, ReceiveMessage returns ErrConnClosed.
 func (c *Conn) ReceiveMessage() (MessageType, io.Reader, error) {
 	if c.done == nil {
 		return 0, nil, ErrConnClosed // used before the handshake completed

@@ -11,6 +11,7 @@ import (
 	"io"
 	"log"
 	"net/http"
+	"time"
 
 	"github.com/gowebsock/websocket"
 )
@@ -27,8 +28,17 @@ func main() {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		w.Write(indexPage)
 	})
+	srv := &http.Server{
+		Addr: *addr,
+		// Without a bound on reading the request header, a client
+		// that sends it a byte now and then holds a connection for
+		// as long as it likes (slowloris).  WebSocket connections are
+		// not affected: the handler takes them over once the header
+		// is in.
+		ReadHeaderTimeout: 10 * time.Second,
+	}
 	log.Printf("echo server listening on %s (page at /, WebSocket at /echo)", *addr)
-	log.Fatal(http.ListenAndServe(*addr, nil))
+	log.Fatal(srv.ListenAndServe())
 }
 
 // echo sends every message back to the client, streaming it, so that
