@@ -1,7 +1,6 @@
 package websocket
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
 	"io"
@@ -9,7 +8,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-	"unicode/utf8"
 )
 
 // BenchmarkEcho measures a full round trip over loopback TCP: the
@@ -77,8 +75,7 @@ func BenchmarkReceiveMessage(b *testing.B) {
 			}
 			rc := &replayConn{stream: stream}
 			conn := &Conn{}
-			conn.init(rc, bufio.NewReaderSize(rc, 4096), bufio.NewWriter(rc), false)
-			conn.start()
+			conn.init(rc, nil, false, newSettings(0, 0, 0, 0), 0)
 			buf := make([]byte, 32<<10)
 			b.SetBytes(int64(tc.size))
 			b.ReportAllocs()
@@ -102,41 +99,4 @@ func BenchmarkReceiveMessage(b *testing.B) {
 			conn.Close(StatusOK, "")
 		})
 	}
-}
-
-func BenchmarkMask(b *testing.B) {
-	key := [4]byte{1, 2, 3, 4}
-	for _, size := range []int{16, 1024, 64 << 10} {
-		b.Run(fmt.Sprintf("%dB", size), func(b *testing.B) {
-			data := make([]byte, size)
-			b.SetBytes(int64(size))
-			for b.Loop() {
-				maskBytes(key, 1, data)
-			}
-		})
-	}
-}
-
-func BenchmarkUTF8Validator(b *testing.B) {
-	text := []byte(string(make([]byte, 32<<10)) + "κόσμε €")
-	for _, chunk := range []int{1000, 32 << 10} {
-		b.Run(fmt.Sprintf("chunks of %dB", chunk), func(b *testing.B) {
-			b.SetBytes(int64(len(text)))
-			for b.Loop() {
-				var v utf8Validator
-				for i := 0; i < len(text); i += chunk {
-					v.write(text[i:min(i+chunk, len(text))])
-				}
-				if !v.complete() {
-					b.Fatal("invalid")
-				}
-			}
-		})
-	}
-	b.Run("stdlib utf8.Valid", func(b *testing.B) {
-		b.SetBytes(int64(len(text)))
-		for b.Loop() {
-			utf8.Valid(text)
-		}
-	})
 }

@@ -43,6 +43,16 @@ type DialOptions struct {
 	// StatusTooLarge.  Zero means no limit.  See Conn.SetReadLimit for
 	// when to set one.
 	ReadLimit int64
+
+	// ReadAhead, PingInterval, PongTimeout and WriteTimeout work as
+	// the fields of the same names in Handler: the read-ahead bound
+	// (zero means 64 KiB), keep-alive (off while PingInterval is zero)
+	// and the bound of a send that makes no progress (zero means 30
+	// seconds, negative none).
+	ReadAhead    int
+	PingInterval time.Duration
+	PongTimeout  time.Duration
+	WriteTimeout time.Duration
 }
 
 // handshakeFields are the request header fields that Dial writes
@@ -77,7 +87,6 @@ func Dial(ctx context.Context, rawURL string, opts *DialOptions) (*Conn, error) 
 		netConn.Close()
 		return nil, err
 	}
-	conn.start()
 	return conn, nil
 }
 
@@ -182,8 +191,12 @@ func clientHandshake(ctx context.Context, netConn net.Conn, u *url.URL, opts *Di
 	if origin := opts.Header.Get("Origin"); origin != "" {
 		conn.Origin, _ = url.Parse(origin)
 	}
-	conn.init(netConn, br, bw, true)
-	conn.SetReadLimit(opts.ReadLimit)
+	// Frames that the server sent right behind its response are kept.
+	var early []byte
+	if n := br.Buffered(); n > 0 {
+		early, _ = br.Peek(n)
+	}
+	conn.init(netConn, early, true, newSettings(opts.ReadAhead, opts.PingInterval, opts.PongTimeout, opts.WriteTimeout), opts.ReadLimit)
 	return conn, nil
 }
 

@@ -171,8 +171,7 @@ func TestClientRejectsMaskedServerFrame(t *testing.T) {
 	client := dialTest(t, url, nil)
 	server := <-conns
 	server.writeMu.Lock()
-	server.bw.Write(encodeFrame(0x81, []byte("masked"), true))
-	server.bw.Flush()
+	server.netConn.Write(encodeFrame(0x81, []byte("masked"), true))
 	server.writeMu.Unlock()
 
 	if _, _, err := client.ReceiveMessage(); !errors.Is(err, ErrConnClosed) {

@@ -1,9 +1,6 @@
 package websocket
 
 import (
-	"bufio"
-	"errors"
-	"io"
 	"net"
 	"net/url"
 	"sync"
@@ -20,6 +17,13 @@ import (
 // interleave, while control frames (pings, pongs, the close frame) may go
 // out between the fragments of a message that is being streamed.
 //
+// A connection costs no goroutine of its own while the application
+// receives: the receiving goroutine reads the network itself.  When
+// nobody has received for a moment, a goroutine of the connection reads
+// on, answering pings and watching for the peer's close frame, and holds
+// up to the read-ahead bound of the messages that arrive meanwhile (see
+// Handler.ReadAhead).  An idle connection holds no buffer.
+//
 // Every connection must be ended with Close to free its resources.
 type Conn struct {
 	// ResourceName is the URL the client asked for, with the scheme
@@ -35,44 +39,60 @@ type Conn struct {
 	Protocol string
 
 	netConn net.Conn
-	client  bool // masks what it sends and expects unmasked frames
+	rio     *rawIO // direct access to the descriptor, or nil
+	client  bool   // masks what it sends and expects unmasked frames
+	cfg     settings
+	handler *Handler // that accepted the connection, or nil
 
-	// The read side belongs to whoever holds readMu: an application
-	// goroutine while it receives a message, readLoop while nobody
-	// receives, and readLoop again while it closes.
-	readMu    sync.Mutex
-	br        *bufio.Reader
-	in        inboundMessage
-	ctrlBuf   [maxControlPayload]byte
-	readLimit atomic.Int64
-	// pending is a message whose start readLoop read while nobody was
-	// receiving; the next ReceiveMessage takes it.  Guarded by readMu.
-	pending *messageReader
+	// The read side: see readside.go for who holds readMu.
+	readMu      sync.Mutex
+	in          input
+	msg         inbound
+	reader      messageReader // handed out by ReceiveMessage, reused
+	readLimit   atomic.Int64
+	receiveTok  chan struct{} // held from ReceiveMessage to the end of the message
+	readWaiters atomic.Int32
+	releases    atomic.Uint32 // counts the read side's releases
+	idleArmed   atomic.Bool
+	idleTimer   *time.Timer
+	readStalled atomic.Bool // the read-ahead is full and nobody receives
+	// Read deadlines, guarded by deadlineMu: the application's, the
+	// one set on netConn, and whether the background reader reads.
+	deadlineMu      sync.Mutex
+	readDeadline    time.Time
+	netReadDeadline time.Time
+	bgReading       bool
 
-	// receiverToken is held from ReceiveMessage until the message
-	// has been read to its end, and by readLoop while it reads on its
-	// own; messageEnded wakes readLoop after each message.
-	receiverToken chan struct{}
-	messageEnded  chan struct{}
+	// The write side: see writer.go for who holds writeMu and the
+	// sender token.
+	writeMu            sync.Mutex
+	senderToken        chan struct{}
+	out                *[]byte // frames waiting to be written, or nil
+	outLen             int
+	closeSent          bool
+	writeErr           error
+	writeDeadline      atomic.Int64 // the application's, in Unix nanoseconds, or 0
+	writeDeadlineDirty atomic.Bool  // SetWriteDeadline set the network's
+	netWriteDeadline   time.Time
+	netWriteByTimeout  bool          // netWriteDeadline is the write timeout's
+	closeWriteBy       time.Time     // the bound of writing the close frame
+	writer             messageWriter // handed out by SendMessage, reused
+	pongWaiting        atomic.Bool   // a pong waits for the write lock
+	pong               atomic.Pointer[pendingPong]
+	queue              sendQueue // broadcast frames waiting to go out
 
-	// The write side: writeMu makes each frame one unit on the wire,
-	// senderToken is held by the one message being sent.
-	writeMu     sync.Mutex
-	bw          *bufio.Writer
-	closeSent   bool
-	writeErr    error
-	senderToken chan struct{}
-
-	// A pong waiting for the write lock, see sendPong.
-	pongMu      sync.Mutex
-	pongQueued  bool
-	pongPayload []byte
+	// Keep-alive, see keepalive.go.
+	lastRead  atomic.Int64 // monotonic nanoseconds of the last network read
+	keepAlive *time.Timer
+	pingSent  atomic.Int64 // when the unanswered ping went out, or 0
 
 	// Closing state, guarded by stateMu.  closing is closed when the
 	// connection starts closing, done when it is fully closed.
 	stateMu    sync.Mutex
 	isClosing  bool
+	finished   bool
 	closeCause error
+	closeBy    time.Time // bound of the closing handshake
 	peerClosed bool
 	peerStatus Status
 	peerReason string
@@ -80,23 +100,70 @@ type Conn struct {
 	done       chan struct{}
 }
 
-// init prepares a connection whose handshake is complete.  br must
-// read from netConn, holding any bytes that were read past the
-// handshake; bw must write to netConn.
-func (c *Conn) init(netConn net.Conn, br *bufio.Reader, bw *bufio.Writer, client bool) {
-	c.netConn = netConn
-	c.client = client
-	c.br = br
-	c.bw = bw
-	c.receiverToken = make(chan struct{}, 1)
-	c.messageEnded = make(chan struct{}, 1)
-	c.senderToken = make(chan struct{}, 1)
-	c.closing = make(chan struct{})
-	c.done = make(chan struct{})
+// settings are the tunables of a connection, from Handler or
+// DialOptions, with the defaults applied.
+type settings struct {
+	readAhead    int
+	pingInterval time.Duration
+	pongTimeout  time.Duration // negative: pings only, never a drop
+	writeTimeout time.Duration // negative: none
 }
 
-// start launches the goroutine that reads from the network.
-func (c *Conn) start() { go c.readLoop() }
+const (
+	// defaultReadAhead is the read-ahead bound when none is set.
+	defaultReadAhead = 64 << 10
+	// defaultWriteTimeout is the write timeout when none is set.
+	defaultWriteTimeout = 30 * time.Second
+)
+
+// newSettings applies the defaults to the tunables of a Handler or
+// DialOptions.
+func newSettings(readAhead int, pingInterval, pongTimeout, writeTimeout time.Duration) settings {
+	s := settings{readAhead: readAhead, pingInterval: max(pingInterval, 0), pongTimeout: pongTimeout, writeTimeout: writeTimeout}
+	if s.readAhead <= 0 {
+		s.readAhead = defaultReadAhead
+	}
+	if s.pongTimeout == 0 {
+		s.pongTimeout = s.pingInterval
+	}
+	if s.writeTimeout == 0 {
+		s.writeTimeout = defaultWriteTimeout
+	}
+	return s
+}
+
+// epoch is the origin of the connections' monotonic timestamps.
+var epoch = time.Now()
+
+// monotime returns the nanoseconds since epoch, from the monotonic
+// clock.
+func monotime() int64 { return int64(time.Since(epoch)) }
+
+// init prepares a connection whose handshake is complete.  early holds
+// bytes that were read past the handshake, if any.
+func (c *Conn) init(netConn net.Conn, early []byte, client bool, cfg settings, readLimit int64) {
+	c.netConn = netConn
+	c.client = client
+	c.cfg = cfg
+	c.readLimit.Store(readLimit)
+	c.initRawIO()
+	if len(early) > 0 {
+		c.in.preload(early)
+	}
+	c.senderToken = make(chan struct{}, 1)
+	c.receiveTok = make(chan struct{}, 1)
+	c.closing = make(chan struct{})
+	c.done = make(chan struct{})
+	c.lastRead.Store(monotime())
+	// Until the application receives, the connection reads by itself.
+	c.idleArmed.Store(true)
+	c.idleTimer = time.AfterFunc(receiverGrace, c.onIdle)
+	c.startKeepAlive()
+}
+
+// usable reports whether the handshake has completed, so that the
+// connection's methods can work.  A Conn made by hand is not usable.
+func (c *Conn) usable() bool { return c.done != nil }
 
 // SetReadLimit sets the largest message, in bytes, that the connection
 // accepts from now on; n <= 0 removes the limit, which is the default.
@@ -112,68 +179,6 @@ func (c *Conn) SetReadLimit(n int64) {
 	c.readLimit.Store(n)
 }
 
-// receiverGrace is how long readLoop leaves the network to the
-// application after a message, expecting it to call ReceiveMessage
-// again.  An application that receives in a loop thus reads its
-// messages itself, without a hand-over between goroutines; one that
-// stops receiving has its pings answered after this delay at the most.
-const receiverGrace = 2 * time.Millisecond
-
-// readLoop reads from the network whenever the application does not:
-// while nobody receives, it reads up to the start of the next message,
-// answering control frames on the way, and leaves the message for the
-// next ReceiveMessage.  Once the connection closes, it finishes the
-// closing handshake and releases the network connection.
-func (c *Conn) readLoop() {
-	defer close(c.done)
-	defer c.netConn.Close()
-	defer c.finishReading()
-
-	grace := time.NewTimer(receiverGrace)
-	defer grace.Stop()
-	for c.readIfIdle() {
-		// Wait until a message has been read, then give the
-		// application a moment to ask for the next one.
-		select {
-		case <-c.messageEnded:
-		case <-c.closing:
-			return
-		}
-		grace.Reset(receiverGrace)
-		select {
-		case <-grace.C:
-		case <-c.closing:
-			return
-		}
-	}
-}
-
-// readIfIdle reads up to the start of the next message, unless an
-// application goroutine is receiving and so reading for itself, or a
-// message is already pending.  It reports false once the connection is
-// closing.
-func (c *Conn) readIfIdle() bool {
-	select {
-	case c.receiverToken <- struct{}{}:
-	default:
-		return true
-	}
-	defer func() { <-c.receiverToken }()
-	c.readMu.Lock()
-	defer c.readMu.Unlock()
-	if c.isClosingNow() {
-		return false
-	}
-	if c.pending == nil {
-		var err error
-		if c.pending, err = c.startMessage(); err != nil {
-			c.fail(err)
-			return false
-		}
-	}
-	return true
-}
-
 // isClosingNow reports whether the connection has started closing.
 func (c *Conn) isClosingNow() bool {
 	select {
@@ -182,46 +187,4 @@ func (c *Conn) isClosingNow() bool {
 	default:
 		return false
 	}
-}
-
-// finishReading completes the closing handshake on the read side once
-// the connection is closing.
-func (c *Conn) finishReading() {
-	c.readMu.Lock()
-	defer c.readMu.Unlock()
-	// A message reader still held by the application is now stale,
-	// and a message that nobody took is gone.
-	c.in.generation++
-	c.pending = nil
-
-	cause := c.cause()
-	if !c.hasPeerClosed() && (cause == errClosedLocally || isReadFault(cause)) {
-		// We sent a close frame first: wait for the peer's answer,
-		// discarding whatever data comes before it.  After a protocol
-		// error of the peer this is a best effort, but reading on
-		// rather than closing outright avoids a TCP reset, which
-		// could destroy our close frame in transit.  The read
-		// deadline set by beginClosing bounds the wait.
-		for c.skipFrame() == nil {
-		}
-	}
-	if c.hasPeerClosed() && c.client {
-		// The server closes the TCP connection first (RFC 6455,
-		// section 7.1.1), so a client waits for that.
-		io.Copy(io.Discard, c.br)
-	}
-}
-
-// hasPeerClosed reports whether the peer's close frame has arrived.
-func (c *Conn) hasPeerClosed() bool {
-	c.stateMu.Lock()
-	defer c.stateMu.Unlock()
-	return c.peerClosed
-}
-
-// isReadFault reports whether err is a violation of the protocol by the
-// peer, after which we sent a close frame and may still hear back.
-func isReadFault(err error) bool {
-	var ce *closeError
-	return errors.As(err, &ce)
 }

@@ -1,7 +1,6 @@
 package websocket
 
 import (
-	"bufio"
 	"io"
 	"net"
 	"testing"
@@ -25,9 +24,7 @@ func FuzzServerInput(f *testing.F) {
 		server, peer := net.Pipe()
 		defer peer.Close()
 		conn := &Conn{}
-		conn.init(server, bufio.NewReader(server), bufio.NewWriter(server), false)
-		conn.SetReadLimit(1 << 16)
-		conn.start()
+		conn.init(server, nil, false, newSettings(0, 0, 0, 0), 1<<16)
 		go io.Copy(io.Discard, peer)
 		go func() {
 			peer.Write(data)

@@ -2,6 +2,8 @@ package websocket
 
 import (
 	"context"
+
+	"github.com/gowebsock/websocket/internal/wire"
 	"io"
 	"net/http/httptest"
 	"runtime"
@@ -77,3 +79,15 @@ func shortCloseTimeout(t *testing.T, d time.Duration) {
 	old := closeTimeout.Swap(int64(d))
 	t.Cleanup(func() { closeTimeout.Store(old) })
 }
+
+// Short names for the opcodes, for the tests' raw frames.
+type opcode = wire.Opcode
+
+const (
+	opContinuation = wire.Continuation
+	opText         = wire.Text
+	opBinary       = wire.Binary
+	opClose        = wire.Close
+	opPing         = wire.Ping
+	opPong         = wire.Pong
+)

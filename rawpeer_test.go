@@ -142,7 +142,7 @@ func (p *rawPeer) readMessage() (opcode, string) {
 		if err != nil {
 			p.t.Fatalf("reading a message: %v", err)
 		}
-		if op.isControl() {
+		if op.IsControl() {
 			p.t.Fatalf("got a %v frame (%q) while waiting for a message", op, payload)
 		}
 		if first == 0 {

@@ -2,7 +2,7 @@ package websocket
 
 import (
 	"io"
-	"slices"
+	"time"
 	"unicode/utf8"
 )
 
@@ -12,76 +12,120 @@ import (
 //
 // The reader must be read to its end (io.EOF) before another message
 // can be received: the connection delivers messages strictly in order.
-// Once the connection has ended, ReceiveMessage returns ErrConnClosed.
+// The connection reuses the reader for its next message, so it must not
+// be used after that.  Once the connection has ended, ReceiveMessage
+// returns ErrConnClosed.
+//
+// If the read deadline (see SetReadDeadline) passes before a message
+// begins, ReceiveMessage returns an error satisfying
+// errors.Is(err, os.ErrDeadlineExceeded) and the connection stays
+// usable.  If it passes in the middle of a message, the connection
+// fails.
 func (c *Conn) ReceiveMessage() (MessageType, io.Reader, error) {
-	if c.done == nil {
-		return 0, nil, ErrConnClosed // used before the handshake completed
+	if !c.usable() {
+		return 0, nil, ErrConnClosed
 	}
-	// Wait for the message before ours to be read to its end.
-	select {
-	case c.receiverToken <- struct{}{}:
-	case <-c.closing:
-		return 0, nil, c.closedError()
-	}
-	mr, err := c.takeMessage()
-	if err != nil {
-		// Only now that the connection is marked as closing may the
-		// next receiver come: it must not read on from a stream that
-		// just broke.
-		<-c.receiverToken
+	if err := c.acquireReceiver(); err != nil {
 		return 0, nil, err
 	}
-	return mr.typ, mr, nil
+	c.lockRead()
+	defer c.unlockRead()
+	tp, err := c.beginReceive()
+	if err != nil {
+		return 0, nil, err
+	}
+	r := &c.reader
+	r.c = c
+	r.generation = c.msg.generation
+	r.finished.Store(false)
+	return tp, r, nil
 }
 
-// takeMessage returns the message that readLoop left pending, or reads
-// the start of the next one.  The caller holds the receiver token.
-func (c *Conn) takeMessage() (*messageReader, error) {
-	c.readMu.Lock()
-	defer c.readMu.Unlock()
+// beginReceive starts the next message for a receive call, which holds
+// the receiver token and the read side.  On failure it gives the token
+// back and returns the error for the application.
+func (c *Conn) beginReceive() (MessageType, error) {
 	if c.isClosingNow() {
-		return nil, c.closedError()
+		c.releaseReceiver()
+		return 0, ErrConnClosed
 	}
-	mr, err := c.pending, error(nil)
-	c.pending = nil
-	if mr == nil {
-		mr, err = c.startMessage()
-	}
+	tp, err := c.startMessage()
 	if err == nil {
-		// The limit applies as it is now, when the application
-		// takes the message, however early its start was read.
-		err = c.checkReadLimit()
+		return tp, nil
 	}
-	if err != nil {
-		c.fail(err)
-		return nil, c.closedError()
+	if isTimeout(err) && !c.isClosingNow() {
+		// No byte of a message has been taken: the next receive
+		// can start where this one stopped.
+		c.releaseReceiver()
+		return 0, err
 	}
-	return mr, nil
+	// The token goes back only once closing is marked: no other
+	// receiver may read on from a stream that just broke.
+	c.failRead(err)
+	c.releaseReceiver()
+	return 0, ErrConnClosed
 }
+
+// acquireReceiver waits until the message before has been read to its
+// end, the connection closes, or the read deadline passes.
+func (c *Conn) acquireReceiver() error {
+	select {
+	case c.receiveTok <- struct{}{}:
+		return nil
+	default:
+	}
+	var expired <-chan time.Time
+	if deadline := c.currentReadDeadline(); !deadline.IsZero() {
+		timer := time.NewTimer(time.Until(deadline))
+		defer timer.Stop()
+		expired = timer.C
+	}
+	select {
+	case c.receiveTok <- struct{}{}:
+		return nil
+	case <-c.closing:
+		return ErrConnClosed
+	case <-expired:
+		return errDeadline("read")
+	}
+}
+
+// releaseReceiver lets the next receiver in.
+func (c *Conn) releaseReceiver() { <-c.receiveTok }
 
 // ReceiveBinary reads the next message into buf and returns its length.
 // If the message is not binary, it is discarded and ErrMessageType is
 // returned.  If it is longer than buf, buf holds its beginning, the rest
 // is discarded, and ErrTooLarge is returned with n == len(buf).
 func (c *Conn) ReceiveBinary(buf []byte) (n int, err error) {
-	tp, r, err := c.ReceiveMessage()
+	if !c.usable() {
+		return 0, ErrConnClosed
+	}
+	if err := c.acquireReceiver(); err != nil {
+		return 0, err
+	}
+	c.lockRead()
+	defer c.unlockRead()
+	tp, err := c.beginReceive()
 	if err != nil {
 		return 0, err
 	}
 	if tp != Binary {
-		if _, err := drainMessage(r); err != nil {
-			return 0, err
+		return 0, c.finishReceive(ErrMessageType)
+	}
+	for n < len(buf) {
+		k, err := c.readPayload(buf[n:])
+		n += k
+		if err == io.EOF {
+			c.msg.generation++
+			c.releaseReceiver()
+			return n, nil
 		}
-		return 0, ErrMessageType
+		if err != nil {
+			return n, c.finishReceive(err)
+		}
 	}
-	n, err = io.ReadFull(r, buf)
-	switch err {
-	case io.EOF, io.ErrUnexpectedEOF:
-		return n, nil
-	case nil:
-		return n, tooLargeIfMore(r)
-	}
-	return n, err
+	return n, c.finishReceive(nil)
 }
 
 // ReceiveText reads the next message, which must be a text message, and
@@ -91,57 +135,79 @@ func (c *Conn) ReceiveBinary(buf []byte) (n int, err error) {
 // character boundary, the rest is discarded, and ErrTooLarge is
 // returned together with the shortened text.
 func (c *Conn) ReceiveText(maxLength int) (string, error) {
-	tp, r, err := c.ReceiveMessage()
+	if !c.usable() {
+		return "", ErrConnClosed
+	}
+	if err := c.acquireReceiver(); err != nil {
+		return "", err
+	}
+	c.lockRead()
+	defer c.unlockRead()
+	tp, err := c.beginReceive()
 	if err != nil {
 		return "", err
 	}
 	if tp != Text {
-		if _, err := drainMessage(r); err != nil {
-			return "", err
-		}
-		return "", ErrMessageType
+		return "", c.finishReceive(ErrMessageType)
 	}
 	maxLength = max(maxLength, 0)
-	buf := make([]byte, 0, min(maxLength, 512))
+	// The text is collected in a pooled buffer and copied into the
+	// string once: a received text costs one allocation, its own.
+	bufp := getBuffer(min(maxLength, int(min(c.msg.size, 1<<20)), 1<<20))
+	defer func() { putBuffer(bufp) }()
+	buf := (*bufp)[:0]
 	for {
-		if len(buf) == cap(buf) {
-			if len(buf) == maxLength {
-				return string(trimPartialRune(buf)), tooLargeIfMore(r)
+		if len(buf) == maxLength {
+			err := c.finishReceive(nil)
+			if err == ErrTooLarge {
+				return string(trimPartialRune(buf)), err
 			}
-			// Grow, but never past maxLength, so that the
-			// message is read no further than needed.
-			buf = slices.Grow(buf, min(len(buf), maxLength-len(buf)))
-			buf = buf[:len(buf):min(cap(buf), maxLength)]
+			if err != nil {
+				return "", err
+			}
+			return string(buf), nil
 		}
-		k, err := r.Read(buf[len(buf):cap(buf)])
+		if len(buf) == cap(buf) {
+			// Grow, but never past maxLength, so that the message
+			// is read no further than needed.
+			bigger := getBuffer(min(2*cap(buf), maxLength))
+			buf = append((*bigger)[:0], buf...)
+			putBuffer(bufp)
+			bufp = bigger
+		}
+		k, err := c.readPayload(buf[len(buf):min(cap(buf), maxLength)])
 		buf = buf[:len(buf)+k]
 		if err == io.EOF {
+			c.msg.generation++
+			c.releaseReceiver()
 			return string(buf), nil
 		}
 		if err != nil {
-			return "", err
+			return "", c.finishReceive(err)
 		}
 	}
 }
 
-// tooLargeIfMore discards the rest of a message that filled the
-// caller's buffer, and returns ErrTooLarge if there was any rest.
-func tooLargeIfMore(r io.Reader) error {
-	more, err := drainMessage(r)
-	switch {
-	case err != nil:
-		return err
-	case more:
-		return ErrTooLarge
+// finishReceive ends a ReceiveText or ReceiveBinary that stops before
+// the end of the message: it discards the rest of it and returns
+// result, ErrTooLarge if result is nil and there was a rest, or
+// ErrConnClosed if the connection failed.
+func (c *Conn) finishReceive(result error) error {
+	if result == nil || result == ErrMessageType || result == ErrTooLarge {
+		more, err := c.skipPayload()
+		if err == io.EOF {
+			c.msg.generation++
+			c.releaseReceiver()
+			if result == nil && more {
+				return ErrTooLarge
+			}
+			return result
+		}
+		result = err
 	}
-	return nil
-}
-
-// drainMessage reads the rest of a message, throws it away, and
-// reports whether there was anything left.
-func drainMessage(r io.Reader) (bool, error) {
-	n, err := io.Copy(io.Discard, r)
-	return n > 0, err
+	c.failRead(midMessage(result))
+	c.releaseReceiver()
+	return ErrConnClosed
 }
 
 // trimPartialRune drops an incomplete UTF-8 character from the end of

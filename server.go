@@ -1,20 +1,23 @@
 package websocket
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
-	"io"
-	"net"
+	"log"
 	"net/http"
 	"net/url"
+	"runtime/debug"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"time"
 )
 
 // Handler accepts WebSocket connections.  It implements http.Handler:
 // install it at the URL that clients connect to.  A request that is not
 // a valid WebSocket opening handshake is answered with an HTTP error.
+//
+// A Handler must not be copied after first use.
 type Handler struct {
 	// AccessOk, if not nil, decides during the handshake whether the
 	// client may connect; returning false refuses the connection with
@@ -30,9 +33,14 @@ type Handler struct {
 	AccessOk func(conn *Conn, protocols []string) bool
 
 	// Handle is called once the handshake succeeded, with a
-	// connection ready for messages.  The connection stays usable
-	// after Handle returns, so it may be handed to other goroutines;
-	// whoever is done with it last must call Close.
+	// connection ready for messages.  It runs on a goroutine of its
+	// own: ServeHTTP returns as soon as the connection is handed
+	// over, so that the memory of the HTTP request is freed.  The
+	// connection stays usable after Handle returns, so it may be
+	// handed to other goroutines; whoever is done with it last must
+	// call Close.  If Handle panics, the panic is logged and the
+	// connection closed with StatusInternalServerError, as net/http
+	// does for its handlers.
 	Handle func(conn *Conn)
 
 	// ServerName, if not empty, is sent as the Server header of the
@@ -44,6 +52,45 @@ type Handler struct {
 	// StatusTooLarge.  Zero means no limit.  See Conn.SetReadLimit for
 	// when to set one.
 	ReadLimit int64
+
+	// ReadAhead bounds the bytes of incoming messages that a
+	// connection reads while the application is not receiving (it
+	// reads on then so that pings are answered and the peer's close
+	// frame is seen).  When the bound is reached, the connection
+	// stops reading until the application receives, and the peer's
+	// sending is held up by TCP flow control.  Zero means 64 KiB.
+	//
+	// An application that never receives should not expect more than
+	// that from its peers; with keep-alive on, a connection whose
+	// read-ahead stays full for the ping interval and the pong
+	// timeout fails with StatusPolicyViolation.
+	ReadAhead int
+
+	// PingInterval turns keep-alive on: a connection from which
+	// nothing has arrived for this long is sent a ping.  Zero turns
+	// keep-alive off.
+	PingInterval time.Duration
+
+	// PongTimeout is how long keep-alive waits for an answer to its
+	// ping (a pong, or any other data) before it drops the
+	// connection: GetStatus then reports StatusDropped, and calls
+	// waiting on the connection return ErrConnClosed.  Zero means the
+	// ping interval; negative means that keep-alive only pings and
+	// never drops.
+	PongTimeout time.Duration
+
+	// WriteTimeout bounds each send: a send that makes no progress
+	// for this long, because the peer does not read, ends the
+	// connection (StatusDropped, ErrConnClosed), and no other.  Zero
+	// means 30 seconds; negative means no bound.  Conn.SetWriteDeadline
+	// sets a deadline on top.
+	WriteTimeout time.Duration
+
+	conns        sync.Map // *Conn -> struct{}: the open connections
+	open         atomic.Int64
+	shuttingDown atomic.Bool
+	drainedMu    sync.Mutex
+	drained      chan struct{} // closed when open drops to zero during Shutdown
 }
 
 // handshakeError is a refused handshake: the HTTP status to answer with
@@ -53,11 +100,61 @@ type handshakeError struct {
 	message string
 }
 
+func (e *handshakeError) Error() string {
+	return fmt.Sprintf("websocket: handshake refused with %d %s: %s", e.status, http.StatusText(e.status), e.message)
+}
+
+// Unwrap makes a refused handshake match ErrBadHandshake.
+func (e *handshakeError) Unwrap() error { return ErrBadHandshake }
+
 // ServeHTTP performs the server side of the opening handshake (RFC
-// 6455, section 4.2) and, if it succeeds, runs h.Handle.
+// 6455, section 4.2) and, if it succeeds, runs h.Handle on a goroutine
+// of its own.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	conn, err := h.Upgrade(w, req)
+	if err != nil {
+		return
+	}
+	go h.run(conn)
+}
+
+// run calls Handle for a new connection.
+func (h *Handler) run(conn *Conn) {
+	defer func() {
+		if err := recover(); err != nil {
+			if err != http.ErrAbortHandler {
+				log.Printf("websocket: panic serving %s: %v\n%s", conn.RemoteAddr, err, debug.Stack())
+			}
+			conn.Close(StatusInternalServerError, "")
+		}
+	}()
+	if h.Handle == nil {
+		conn.Close(StatusGoingAway, "")
+		return
+	}
+	h.Handle(conn)
+}
+
+// Upgrade performs the server side of the opening handshake for an
+// application that accepts WebSocket connections in its own HTTP
+// handler, where the request, its cookies and its authentication are at
+// hand.  AccessOk, ServerName and the handler's settings apply as for
+// ServeHTTP, but Handle is not called: the caller owns the connection
+// and must Close it.  Header fields that the caller set on w, cookies
+// for example, go out with the handshake's response.
+//
+// If the handshake fails, Upgrade has answered the request with an HTTP
+// error and returns an error that wraps ErrBadHandshake.
+//
+// The calling goroutine keeps the memory of its HTTP request for as long
+// as it runs: a server with many connections does better to hand the
+// connection to a goroutine of its own and return, as ServeHTTP does.
+func (h *Handler) Upgrade(w http.ResponseWriter, req *http.Request) (*Conn, error) {
 	conn := &Conn{}
 	protocols, herr := checkRequest(req, conn)
+	if herr == nil && h.shuttingDown.Load() {
+		herr = &handshakeError{http.StatusServiceUnavailable, "websocket: the server is shutting down"}
+	}
 	if herr == nil {
 		herr = h.checkAccess(conn, protocols)
 	}
@@ -69,13 +166,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 			w.Header().Set("Allow", http.MethodGet)
 		}
 		http.Error(w, herr.message, herr.status)
-		return
+		return nil, herr
 	}
 
 	netConn, brw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
 		http.Error(w, "websocket: cannot take over the connection", http.StatusInternalServerError)
-		return
+		return nil, fmt.Errorf("websocket: %w: %w", ErrBadHandshake, err)
 	}
 	// The server's deadlines were meant for the HTTP request; the
 	// WebSocket connection lives as long as it is used.
@@ -84,17 +181,18 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	resp := h.appendResponse(nil, w.Header(), req, conn.Protocol)
 	if _, err := netConn.Write(resp); err != nil {
 		netConn.Close()
-		return
+		return nil, fmt.Errorf("websocket: %w: %w", ErrBadHandshake, err)
 	}
 
-	conn.init(netConn, continueReading(brw.Reader, netConn), brw.Writer, false)
-	conn.SetReadLimit(h.ReadLimit)
-	conn.start()
-	if h.Handle == nil {
-		conn.Close(StatusGoingAway, "")
-		return
+	// Bytes that the client sent right behind its request are kept;
+	// the server's buffers are not, so that they can be freed.
+	var early []byte
+	if n := brw.Reader.Buffered(); n > 0 {
+		early, _ = brw.Reader.Peek(n)
 	}
-	h.Handle(conn)
+	conn.init(netConn, early, false, newSettings(h.ReadAhead, h.PingInterval, h.PongTimeout, h.WriteTimeout), h.ReadLimit)
+	h.track(conn)
+	return conn, nil
 }
 
 // checkRequest checks the client's handshake and fills in the fields of
@@ -169,18 +267,4 @@ func (h *Handler) appendResponse(buf []byte, extra http.Header, req *http.Reques
 	})
 	buf = append(buf, b.Bytes()...)
 	return append(buf, "\r\n"...)
-}
-
-// continueReading returns a reader for the WebSocket connection that
-// starts with the bytes that the HTTP server already read past the
-// request, if any, and reuses the server's buffer.
-func continueReading(br *bufio.Reader, netConn net.Conn) *bufio.Reader {
-	n := br.Buffered()
-	if n == 0 {
-		br.Reset(netConn)
-		return br
-	}
-	early, _ := br.Peek(n)
-	fresh := bufio.NewReaderSize(io.MultiReader(bytes.NewReader(bytes.Clone(early)), netConn), br.Size())
-	return fresh
 }

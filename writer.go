@@ -3,59 +3,81 @@ package websocket
 import (
 	"crypto/rand"
 	"errors"
-	"fmt"
 	"io"
+	"net"
+	"os"
 	"sync"
+	"time"
 	"unsafe"
+
+	"github.com/gowebsock/websocket/internal/wire"
 )
 
-// errCloseSent tells sendClose's callers that a close frame was already
-// sent, after which RFC 6455, section 5.5.1, allows no more frames.
-var errCloseSent = fmt.Errorf("websocket: close frame already sent: %w", ErrConnClosed)
+// The write side of a connection: writeMu makes each frame one unit on
+// the wire and guards the output state (out, closeSent, writeErr, the
+// network's write deadline).  The sender token is held by the one message
+// being sent: by SendText and SendBinary for their frame, and from
+// SendMessage to the Close of its writer.  Control frames (pongs, pings,
+// the close frame) need writeMu only, so they go out between the
+// fragments of a streamed message.  Whoever releases writeMu sends a pong
+// that the read side left pending meanwhile (see unlockWrite).
+
+// holdSize is how much of a message a message writer holds back before
+// it sends a fragment: a message of up to this size goes out as one
+// frame, in one write.
+const holdSize = 64 << 10
+
+// writevMin is the payload size from which a server frame is written
+// from the caller's buffer with writev, rather than copied behind its
+// header.
+const writevMin = 16 << 10
+
+// maskChunk is the size of the pieces in which a client masks a large
+// payload, which it must copy to mask.
+const maskChunk = 64 << 10
 
 // errWriterClosed is returned by a message writer used after Close.
 var errWriterClosed = errors.New("websocket: write to a closed message writer")
 
-// fragmentSize is how much a message writer collects before it sends a
-// fragment.  Smaller writes are joined, so that a stream of small
-// writes does not turn into a stream of tiny frames.
-const fragmentSize = 32768
-
-var fragmentPool = sync.Pool{
-	New: func() any {
-		b := make([]byte, 0, fragmentSize)
-		return &b
-	},
-}
+// errCloseSent tells sendClose's callers that a close frame was already
+// sent, after which RFC 6455, section 5.5.1, allows no more frames.
+var errCloseSent = errors.New("websocket: close frame already sent")
 
 // SendText sends msg as one text message.  msg must be valid UTF-8.
 func (c *Conn) SendText(msg string) error {
 	// The payload is only read, never changed, so the bytes of the
 	// string can be used without a copy.
-	return c.sendWhole(opText, unsafe.Slice(unsafe.StringData(msg), len(msg)))
+	return c.sendWhole(wire.Text, unsafe.Slice(unsafe.StringData(msg), len(msg)))
 }
 
 // SendBinary sends msg as one binary message.  To send a message in
 // pieces, as they become available, use SendMessage.
 func (c *Conn) SendBinary(msg []byte) error {
-	return c.sendWhole(opBinary, msg)
+	return c.sendWhole(wire.Binary, msg)
 }
 
 // sendWhole sends a message as a single frame.
-func (c *Conn) sendWhole(op opcode, payload []byte) error {
+func (c *Conn) sendWhole(op wire.Opcode, payload []byte) error {
 	if err := c.acquireSender(); err != nil {
 		return err
 	}
 	defer c.releaseSender()
-	return c.writeFrame(true, op, payload)
+	c.writeMu.Lock()
+	defer c.unlockWrite()
+	return c.sendResult(c.writeFrameLocked(true, op, payload, true))
 }
 
 // SendMessage starts a message of type tp and returns a writer for its
-// payload.  The message is sent in fragments as it is written and ends
-// when the writer is closed; no other message can be sent until then,
-// while pings and pongs still go out in between.  Text must be written
-// as UTF-8.  tp must be Text or Binary, otherwise ErrMessageType is
-// returned.
+// payload; tp must be Text or Binary, otherwise ErrMessageType is
+// returned.  Text must be written as UTF-8.  The message ends when the
+// writer is closed, and no other message can be sent until then, while
+// pings and pongs still go out in between.
+//
+// The writer holds up to 64 KiB before it sends anything: a message of
+// that size or less, however it is written, goes out as one frame.
+// Larger messages go out in fragments as they are written.  The
+// connection reuses the writer for its next message, so it must not be
+// used after Close.
 func (c *Conn) SendMessage(tp MessageType) (io.WriteCloser, error) {
 	if tp != Text && tp != Binary {
 		return nil, ErrMessageType
@@ -63,87 +85,157 @@ func (c *Conn) SendMessage(tp MessageType) (io.WriteCloser, error) {
 	if err := c.acquireSender(); err != nil {
 		return nil, err
 	}
-	return &messageWriter{c: c, op: opcode(tp), buf: fragmentPool.Get().(*[]byte)}, nil
+	w := &c.writer
+	*w = messageWriter{c: c, op: wire.Opcode(tp)}
+	return w, nil
 }
 
-// acquireSender waits until no other message is being sent.  Once the
-// connection is closing it fails, even if no message is being sent.
+// acquireSender waits until no other message is being sent, the
+// connection closes, or the write deadline passes.
 func (c *Conn) acquireSender() error {
-	if c.done == nil {
-		return ErrConnClosed // used before the handshake completed
+	if !c.usable() {
+		return ErrConnClosed
 	}
 	select {
 	case c.senderToken <- struct{}{}:
-	case <-c.closing:
-		return c.closedError()
-	}
-	select {
-	case <-c.closing:
-		c.releaseSender()
-		return c.closedError()
 	default:
-		return nil
+		var expired <-chan time.Time
+		if deadline := c.userWriteDeadline(); !deadline.IsZero() {
+			timer := time.NewTimer(time.Until(deadline))
+			defer timer.Stop()
+			expired = timer.C
+		}
+		select {
+		case c.senderToken <- struct{}{}:
+		case <-c.closing:
+			return ErrConnClosed
+		case <-expired:
+			return errDeadline("write")
+		}
 	}
+	if c.isClosingNow() {
+		c.releaseSender()
+		return ErrConnClosed
+	}
+	return nil
 }
 
 func (c *Conn) releaseSender() { <-c.senderToken }
 
-// messageWriter is the io.WriteCloser that SendMessage returns.
-type messageWriter struct {
-	c   *Conn
-	op  opcode  // of the next frame: the message type, then continuation
-	buf *[]byte // payload collected for the next frame; nil once closed
+// sendResult turns the result of a write into what a send returns:
+// nil, a passed write deadline that left the connection intact, or
+// ErrConnClosed.
+func (c *Conn) sendResult(err error) error {
+	if err == nil || (isTimeout(err) && !c.isClosingNow()) {
+		return err
+	}
+	return ErrConnClosed
 }
 
-// Write adds p to the message.  Data is sent whenever a fragment's
-// worth has been collected.
+// messageWriter is the io.WriteCloser that SendMessage returns.  It
+// holds up to holdSize bytes of payload behind room for a frame header,
+// so that a frame goes out in one write.  The connection has one and
+// hands it out for every message; it belongs to the sender token's
+// holder.
+type messageWriter struct {
+	c      *Conn
+	op     wire.Opcode // of the next frame: the message type, then continuation
+	bufp   *[]byte     // the held payload is (*bufp)[MaxHeaderSize:][:n]
+	n      int
+	closed bool
+	probe  [1]byte // for ReadFrom, to learn whether more is coming
+}
+
+// held returns the held payload with the room for its header before it.
+func (w *messageWriter) held() []byte {
+	if w.bufp == nil {
+		return nil
+	}
+	return (*w.bufp)[:wire.MaxHeaderSize+w.n]
+}
+
+// room returns the free room behind the held payload, taking a buffer
+// of at least need bytes of payload room if there is not enough.
+func (w *messageWriter) room(need int) []byte {
+	if w.bufp == nil || len(*w.bufp)-wire.MaxHeaderSize-w.n < need {
+		bigger := getBuffer(wire.MaxHeaderSize + w.n + need)
+		if w.bufp != nil {
+			copy(*bigger, w.held())
+			putBuffer(w.bufp)
+		}
+		w.bufp = bigger
+	}
+	return (*w.bufp)[wire.MaxHeaderSize+w.n:]
+}
+
+// check returns the error for a write to w, if any.
+func (w *messageWriter) check() error {
+	switch {
+	case w.closed && w.c.isClosingNow():
+		return ErrConnClosed
+	case w.closed:
+		return errWriterClosed
+	case w.c.isClosingNow():
+		return ErrConnClosed
+	}
+	return nil
+}
+
+// Write adds p to the message.  What does not fit into the held 64 KiB
+// is sent at once, all but the tail of p, which is held for Close.
 func (w *messageWriter) Write(p []byte) (int, error) {
-	if w.buf == nil {
-		return 0, errWriterClosed
+	if err := w.check(); err != nil {
+		return 0, err
 	}
-	if w.c.isClosingNow() {
-		return 0, ErrConnClosed
+	if w.n+len(p) <= holdSize {
+		w.n += copy(w.room(len(p)), p)
+		return len(p), nil
 	}
-	buf := *w.buf
-	written := 0
-	if len(buf)+len(p) > cap(buf) && len(buf) > 0 {
-		k := copy(buf[len(buf):cap(buf)], p)
-		if err := w.flushFragment(buf[:cap(buf)], false); err != nil {
-			return 0, err
-		}
-		buf, p, written = buf[:0], p[k:], k
+	// Send what is held and most of p as one frame; hold the tail, so
+	// that Close has something to end the message with.
+	tail := min(len(p), 4096)
+	if err := w.flush(p[:len(p)-tail]); err != nil {
+		return 0, err
 	}
-	if len(p) >= cap(buf) {
-		// Too big to collect: send it as it is, without a copy.
-		if err := w.flushFragment(p, false); err != nil {
-			return written, err
-		}
-		written += len(p)
-		p = nil
-	}
-	*w.buf = append(buf, p...)
-	return written + len(p), nil
+	w.n += copy(w.room(tail), p[len(p)-tail:])
+	return len(p), nil
 }
 
 // ReadFrom adds everything that r yields to the message, reading
-// straight into the fragment buffer, so that io.Copy needs no buffer
-// of its own.
+// straight into the held buffer, so that io.Copy needs no buffer of its
+// own.  A message of up to 64 KiB copied from a received message goes
+// out as one frame.
 func (w *messageWriter) ReadFrom(r io.Reader) (int64, error) {
-	if w.buf == nil {
-		return 0, errWriterClosed
+	if err := w.check(); err != nil {
+		return 0, err
 	}
 	var total int64
 	for {
-		buf := *w.buf
-		if len(buf) == cap(buf) {
-			if err := w.flushFragment(buf, false); err != nil {
+		if w.n == holdSize {
+			// Full: send it unless the source is at its end.
+			k, err := r.Read(w.probe[:])
+			if k == 0 && err == io.EOF {
+				return total, nil
+			}
+			if k > 0 {
+				if ferr := w.flush(nil); ferr != nil {
+					return total, ferr
+				}
+				w.n = copy(w.room(1), w.probe[:k])
+				total += int64(k)
+			}
+			if err == io.EOF {
+				return total, nil
+			}
+			if err != nil {
 				return total, err
 			}
-			buf = buf[:0]
+			continue
 		}
-		n, err := r.Read(buf[len(buf):cap(buf)])
-		*w.buf = buf[:len(buf)+n]
-		total += int64(n)
+		room := w.room(holdSize - w.n)[:holdSize-w.n]
+		k, err := r.Read(room)
+		w.n += k
+		total += int64(k)
 		if err == io.EOF {
 			return total, nil
 		}
@@ -153,103 +245,128 @@ func (w *messageWriter) ReadFrom(r io.Reader) (int64, error) {
 	}
 }
 
-// Close sends what remains of the message, ending it.  Closing twice
-// does nothing more; once the connection has ended, Close returns
-// ErrConnClosed.
+// flush sends what is held, followed by more, as a fragment.
+func (w *messageWriter) flush(more []byte) error {
+	c := w.c
+	c.writeMu.Lock()
+	err := c.writeHeldLocked(false, w.op, w.held(), more)
+	c.unlockWrite()
+	w.op = wire.Continuation
+	w.n = 0
+	if err != nil {
+		return c.sendResult(err)
+	}
+	return nil
+}
+
+// Close sends what is held as the last frame of the message, ending it.
+// Closing twice does nothing more; once the connection has ended, Close
+// returns ErrConnClosed.
 func (w *messageWriter) Close() error {
-	if w.buf == nil {
+	if w.closed {
 		if w.c.isClosingNow() {
 			return ErrConnClosed
 		}
 		return nil
 	}
-	err := w.flushFragment(*w.buf, true)
-	*w.buf = (*w.buf)[:0]
-	fragmentPool.Put(w.buf)
-	w.buf = nil
-	w.c.releaseSender()
-	return err
+	c := w.c
+	c.writeMu.Lock()
+	held := w.held()
+	if held == nil {
+		held = make([]byte, wire.MaxHeaderSize) // an empty message
+	}
+	err := c.writeHeldLocked(true, w.op, held, nil)
+	c.unlockWrite()
+	if w.bufp != nil {
+		putBuffer(w.bufp)
+	}
+	w.bufp, w.n, w.closed = nil, 0, true
+	c.releaseSender()
+	return c.sendResult(err)
 }
 
-func (w *messageWriter) flushFragment(payload []byte, fin bool) error {
-	err := w.c.writeFrame(fin, w.op, payload)
-	w.op = opContinuation
-	return err
+// pendingPong is the payload of a pong that the read side could not send
+// at once because somebody held the write lock.  Answering only the
+// latest of several pings is allowed (RFC 6455, section 5.5.3).
+type pendingPong struct {
+	mu      sync.Mutex
+	n       int
+	payload [wire.MaxControlPayload]byte
 }
 
 // sendPong answers a ping.  It must not wait for the write lock: the
-// reader calls it, and a writer blocked on a peer that does not read
-// until we read would make both sides wait forever.  So a busy writer
-// leaves the pong to a goroutine that sends it once the lock is free;
-// answering only the latest of several pings is allowed (section
-// 5.5.3).
+// read side calls it, and a writer blocked on a peer that does not read
+// until we read would make both sides wait forever.  So a busy writer is
+// left a pending pong, which it sends when it releases the lock.
 func (c *Conn) sendPong(payload []byte) {
-	if c.writeMu.TryLock() {
-		defer c.writeMu.Unlock()
+	if !c.queue.busy.Load() && c.writeMu.TryLock() {
 		if !c.closeSent {
-			c.writeFrameLocked(true, opPong, payload)
+			c.writeFrameLocked(true, wire.Pong, payload, false)
 		}
+		c.unlockWrite()
 		return
 	}
-	c.pongMu.Lock()
-	defer c.pongMu.Unlock()
-	c.pongPayload = append(c.pongPayload[:0], payload...)
-	if !c.pongQueued {
-		c.pongQueued = true
-		go c.sendQueuedPong()
+	p := c.pong.Load()
+	if p == nil {
+		// Only the read side stores it, so there is no race.
+		p = new(pendingPong)
+		c.pong.Store(p)
+	}
+	p.mu.Lock()
+	p.n = copy(p.payload[:], payload)
+	p.mu.Unlock()
+	c.pongWaiting.Store(true)
+	if c.writeMu.TryLock() {
+		c.unlockWrite()
 	}
 }
 
-// sendQueuedPong sends the pong that sendPong could not send at once.
-func (c *Conn) sendQueuedPong() {
-	c.writeMu.Lock()
-	defer c.writeMu.Unlock()
-	// Take the payload out, so that the reader never waits for
-	// pongMu while this write is stuck.
-	var buf [maxControlPayload]byte
-	c.pongMu.Lock()
-	payload := buf[:copy(buf[:], c.pongPayload)]
-	c.pongQueued = false
-	c.pongMu.Unlock()
-	if !c.closeSent {
-		c.writeFrameLocked(true, opPong, payload)
+// unlockWrite releases the write lock, after sending a pong that the
+// read side left pending.  The read side marks the pong before it tries
+// the lock, and the holder looks for it after releasing, so that one of
+// the two always sends it.
+func (c *Conn) unlockWrite() {
+	for {
+		if c.isClosingNow() {
+			c.outLen = 0
+			c.releaseOut()
+		}
+		c.writeMu.Unlock()
+		if !c.pongWaiting.Load() || c.queue.busy.Load() || !c.writeMu.TryLock() {
+			// Whoever drains the queue sends the pong after it.
+			return
+		}
+		if !c.pongWaiting.Swap(false) {
+			continue
+		}
+		var payload [wire.MaxControlPayload]byte
+		p := c.pong.Load()
+		p.mu.Lock()
+		n := copy(payload[:], p.payload[:p.n])
+		p.mu.Unlock()
+		if !c.closeSent {
+			c.writeFrameLocked(true, wire.Pong, payload[:n], false)
+		}
 	}
 }
 
-// writeFrame sends one data frame.
-func (c *Conn) writeFrame(fin bool, op opcode, payload []byte) error {
-	c.writeMu.Lock()
-	defer c.writeMu.Unlock()
-	if c.closeSent {
-		return ErrConnClosed
-	}
-	return c.writeFrameLocked(fin, op, payload)
-}
-
-// sendClose sends a close frame with the given payload, unless one was
-// sent already, and then allows no more frames.  With shutdown, it also
-// ends our direction of the TCP connection.  The write is bounded by
-// closeTimeout, also for a data frame that is still being written.
-func (c *Conn) sendClose(payload []byte, shutdown bool) error {
-	c.netConn.SetWriteDeadline(closeDeadline())
-	c.writeMu.Lock()
-	defer c.writeMu.Unlock()
-	if c.closeSent {
-		return errCloseSent
-	}
-	c.closeSent = true
-	err := c.writeFrameLocked(true, opClose, payload)
-	if cw, ok := c.netConn.(interface{ CloseWrite() error }); ok && shutdown && err == nil {
-		cw.CloseWrite()
-	}
-	return err
-}
-
-// writeFrameLocked encodes and sends one frame; c.writeMu is held.
-// Frames go out at once, since a WebSocket peer waits for every one.
-func (c *Conn) writeFrameLocked(fin bool, op opcode, payload []byte) error {
+// writeFrameLocked sends one frame; c.writeMu is held.  A small payload
+// is copied behind its header and the two go out in one write; a large
+// server payload goes out from where it is, with writev; a client masks
+// a copy.  fresh says that the frame begins a message, so that a write
+// deadline that passes before any of it went out may leave the
+// connection intact.
+func (c *Conn) writeFrameLocked(fin bool, op wire.Opcode, payload []byte, fresh bool) error {
 	if c.writeErr != nil {
-		return ErrConnClosed
+		return c.writeErr
+	}
+	if c.queue.busy.Load() {
+		if err := c.writeQueuedLocked(); err != nil {
+			return err
+		}
+	}
+	if !op.IsControl() && c.deadlineExpired() {
+		return errDeadline("write")
 	}
 	var key [4]byte
 	if c.client {
@@ -257,37 +374,260 @@ func (c *Conn) writeFrameLocked(fin bool, op opcode, payload []byte) error {
 		// frame (section 5.3).
 		rand.Read(key[:])
 	}
-	c.bw.Write(appendFrameHeader(c.bw.AvailableBuffer(), fin, op, c.client, key, len(payload)))
-	if c.client {
-		c.writeMasked(key, payload)
-	} else {
-		c.bw.Write(payload)
+	first := wire.FirstByte(fin, 0, op)
+	size := wire.HeaderSize(int64(len(payload)), c.client)
+	if !c.client && len(payload) >= writevMin {
+		out := c.outRoom(size)
+		wire.PutHeader(out, first, false, key, int64(len(payload)))
+		c.outLen += size
+		return c.flushOut(payload, fresh)
 	}
-	if err := c.bw.Flush(); err != nil {
-		// A failed write leaves the peer with a partial frame: the
-		// connection is unusable from here on.
-		c.writeErr = fmt.Errorf("websocket: write: %w: %w", ErrConnClosed, err)
-		c.beginClosing(c.writeErr)
-		c.netConn.Close()
-		return ErrConnClosed
+	if c.client && len(payload) > maskChunk {
+		return c.writeMaskedLocked(first, key, payload)
+	}
+	out := c.outRoom(size + len(payload))
+	n := wire.PutHeader(out, first, c.client, key, int64(len(payload)))
+	copy(out[n:], payload)
+	if c.client {
+		wire.Mask(key, 0, out[n:n+len(payload)])
+	}
+	c.outLen += size + len(payload)
+	return c.flushOut(nil, fresh)
+}
+
+// writeHeldLocked sends a frame whose payload is held[MaxHeaderSize:],
+// followed by more; the header goes into the room before the payload, so
+// that the frame needs no copy.  c.writeMu is held.
+func (c *Conn) writeHeldLocked(fin bool, op wire.Opcode, held, more []byte) error {
+	if c.writeErr != nil {
+		return c.writeErr
+	}
+	if c.queue.busy.Load() {
+		if err := c.writeQueuedLocked(); err != nil {
+			return err
+		}
+	}
+	payload := held[wire.MaxHeaderSize:]
+	length := int64(len(payload) + len(more))
+	if c.client && len(more) > 0 {
+		// Masking needs a copy anyway: send the two as one.
+		joined := getBuffer(int(length))
+		defer putBuffer(joined)
+		n := copy(*joined, payload)
+		copy((*joined)[n:], more)
+		return c.writeFrameLocked(fin, op, (*joined)[:length], op != wire.Continuation)
+	}
+	var key [4]byte
+	if c.client {
+		rand.Read(key[:])
+		wire.Mask(key, 0, payload)
+	}
+	size := wire.HeaderSize(length, c.client)
+	start := wire.MaxHeaderSize - size
+	wire.PutHeader(held[start:], wire.FirstByte(fin, 0, op), c.client, key, length)
+	frame := held[start:]
+	if more == nil && c.outLen > 0 && len(frame) <= inputSize {
+		// Small, behind frames already waiting: join them.
+		copy(c.outRoom(len(frame)), frame)
+		c.outLen += len(frame)
+		return c.flushOut(nil, false)
+	}
+	if err := c.flushOut(nil, false); err != nil {
+		return err
+	}
+	if more == nil {
+		return c.writeNet(frame, nil, op != wire.Continuation)
+	}
+	return c.writeNet(frame, more, op != wire.Continuation)
+}
+
+// writeMaskedLocked sends a large client frame, masking its payload in
+// pieces through the output buffer.  c.writeMu is held.
+func (c *Conn) writeMaskedLocked(first byte, key [4]byte, payload []byte) error {
+	size := wire.HeaderSize(int64(len(payload)), true)
+	wire.PutHeader(c.outRoom(size), first, true, key, int64(len(payload)))
+	c.outLen += size
+	pos := 0
+	fresh := first&0x0F != byte(wire.Continuation)
+	for len(payload) > 0 {
+		out := c.outRoom(min(len(payload), maskChunk))
+		k := copy(out, payload)
+		pos = wire.Mask(key, pos, out[:k])
+		c.outLen += k
+		payload = payload[k:]
+		if err := c.flushOut(nil, fresh); err != nil {
+			return err
+		}
+		fresh = false
 	}
 	return nil
 }
 
-// writeMasked copies payload into the write buffer, masking it on the
-// way, so the caller's bytes stay untouched.
-func (c *Conn) writeMasked(key [4]byte, payload []byte) {
-	pos := 0
-	for len(payload) > 0 {
-		if c.bw.Available() == 0 {
-			if c.bw.Flush() != nil {
-				return // the error is sticky; the final Flush reports it
-			}
+// outRoom returns room for at least n more bytes behind the output
+// waiting in c.out, taking or growing the buffer as needed.
+func (c *Conn) outRoom(n int) []byte {
+	if c.out == nil || len(*c.out)-c.outLen < n {
+		bigger := getBuffer(c.outLen + n)
+		if c.out != nil {
+			copy(*bigger, (*c.out)[:c.outLen])
+			putBuffer(c.out)
 		}
-		chunk := c.bw.AvailableBuffer()[:min(len(payload), c.bw.Available())]
-		copy(chunk, payload)
-		pos = maskBytes(key, pos, chunk)
-		c.bw.Write(chunk)
-		payload = payload[len(chunk):]
+		c.out = bigger
 	}
+	return (*c.out)[c.outLen:]
+}
+
+// releaseOut gives the output buffer back when it holds nothing.
+func (c *Conn) releaseOut() {
+	if c.out != nil && c.outLen == 0 {
+		putBuffer(c.out)
+		c.out = nil
+	}
+}
+
+// flushOut writes the waiting output, followed by more if not nil, and
+// gives the buffer back.  c.writeMu is held.
+func (c *Conn) flushOut(more []byte, fresh bool) error {
+	if c.outLen == 0 && more == nil {
+		return nil
+	}
+	var out []byte
+	if c.out != nil {
+		out = (*c.out)[:c.outLen]
+	}
+	err := c.writeNet(out, more, fresh)
+	c.outLen = 0
+	c.releaseOut()
+	return err
+}
+
+// buffersPool holds the two-element net.Buffers of writev, which would
+// otherwise be allocated for every large write.
+var buffersPool = sync.Pool{New: func() any { return new(net.Buffers) }}
+
+// writeNet writes b, followed by more if not nil, to the network.  The
+// write is bounded by the write timeout, which a write that makes
+// progress renews, and by the application's write deadline.  If fresh
+// (the data begins a message) and the deadline passes before any of it
+// went out, the error is returned and the connection stays usable; any
+// other failure ends the connection.  c.writeMu is held.
+func (c *Conn) writeNet(b, more []byte, fresh bool) error {
+	total := len(b) + len(more)
+	written := 0
+	if c.rio != nil && more == nil && c.writeDeadlineIsZero() {
+		// Most writes go out at once; those need no deadline.
+		n, err := c.rawWriteNow(b)
+		if err != nil {
+			return c.writeFailed(err)
+		}
+		written = n
+	}
+	for written < total {
+		c.refreshWriteDeadline()
+		var n int
+		var err error
+		switch {
+		case written >= len(b):
+			n, err = c.netConn.Write(more[written-len(b):])
+		case more == nil:
+			n, err = c.netConn.Write(b[written:])
+		default:
+			bufs := buffersPool.Get().(*net.Buffers)
+			*bufs = append((*bufs)[:0], b[written:], more)
+			var n64 int64
+			n64, err = bufs.WriteTo(c.netConn)
+			n = int(n64)
+			*bufs = (*bufs)[:0]
+			buffersPool.Put(bufs)
+		}
+		written += n
+		if err == nil {
+			continue
+		}
+		if !isTimeout(err) {
+			return c.writeFailed(err)
+		}
+		switch {
+		case c.userDeadlinePassed():
+			if written == 0 && fresh && c.rio != nil {
+				// Not a byte went out: the connection is intact.
+				return err
+			}
+			return c.writeFailed(errWriteDeadline)
+		case n > 0 && c.rio != nil:
+			// Progress: the write timeout starts anew.
+		default:
+			return c.writeFailed(errWriteTimeout)
+		}
+	}
+	return nil
+}
+
+var (
+	errWriteTimeout  = errors.New("websocket: write timed out: the peer does not read")
+	errWriteDeadline = errors.New("websocket: the write deadline passed in the middle of a frame or message")
+)
+
+// writeFailed ends the connection after a failed write, which leaves the
+// peer with a partial frame, and returns the error for later writes.
+// c.writeMu is held.
+func (c *Conn) writeFailed(err error) error {
+	c.writeErr = errors.Join(ErrConnClosed, err)
+	c.outLen = 0
+	c.releaseOut()
+	c.drop(c.writeErr)
+	return c.writeErr
+}
+
+// refreshWriteDeadline sets the network's write deadline for a write:
+// the application's deadline, or the write timeout from now if that is
+// sooner.  The timeout's deadline is renewed only once it is nearer than
+// the timeout, so that most writes need no system call for it; a write
+// that makes no progress thus fails after between one and 1.125 times
+// the write timeout.  c.writeMu is held.
+func (c *Conn) refreshWriteDeadline() {
+	user := c.userWriteDeadline()
+	target := c.netWriteDeadline
+	if t := c.cfg.writeTimeout; t > 0 {
+		now := time.Now()
+		if !c.netWriteByTimeout || c.netWriteDeadline.Sub(now) < t {
+			target = now.Add(t + t/8)
+		}
+		c.netWriteByTimeout = true
+	} else {
+		target = time.Time{}
+		c.netWriteByTimeout = false
+	}
+	if !user.IsZero() && (target.IsZero() || user.Before(target)) {
+		target = user
+		c.netWriteByTimeout = false
+	}
+	if by := c.closeWriteBy; !by.IsZero() && (target.IsZero() || by.Before(target)) {
+		// Once the close frame is due, nothing waits longer.
+		target = by
+		c.netWriteByTimeout = false
+	}
+	if !target.Equal(c.netWriteDeadline) || c.writeDeadlineDirty.Swap(false) {
+		c.netConn.SetWriteDeadline(target)
+		c.netWriteDeadline = target
+	}
+}
+
+// deadlineExpired reports whether the application's write deadline has
+// passed already.
+func (c *Conn) deadlineExpired() bool {
+	d := c.userWriteDeadline()
+	return !d.IsZero() && !time.Now().Before(d)
+}
+
+// userDeadlinePassed reports whether a write timed out because of the
+// application's deadline rather than the write timeout.
+func (c *Conn) userDeadlinePassed() bool {
+	return c.deadlineExpired()
+}
+
+// errDeadline is the error of a call whose deadline passed before it
+// could do anything; the connection stays usable.
+func errDeadline(op string) error {
+	return &net.OpError{Op: op, Net: "websocket", Err: os.ErrDeadlineExceeded}
 }

@@ -1,13 +1,13 @@
-package websocket
+package wire
 
 import "unicode/utf8"
 
-// utf8Validator checks that a byte stream arriving in pieces is valid
+// UTF8Validator checks that a byte stream arriving in pieces is valid
 // UTF-8.  A character may be split across pieces (and so across frames),
 // and an invalid sequence is reported as soon as its first wrong byte
 // arrives, which lets a connection fail fast as RFC 6455, section 8.1,
 // asks.
-type utf8Validator struct {
+type UTF8Validator struct {
 	// need is the number of continuation bytes still expected for the
 	// character that the last piece left unfinished.
 	need int
@@ -18,16 +18,16 @@ type utf8Validator struct {
 	lo, hi byte
 }
 
-// reset prepares v for a new message.
-func (v *utf8Validator) reset() { *v = utf8Validator{} }
+// Reset prepares v for a new message.
+func (v *UTF8Validator) Reset() { *v = UTF8Validator{} }
 
-// complete reports whether the stream so far ends on a character
+// Complete reports whether the stream so far ends on a character
 // boundary.
-func (v *utf8Validator) complete() bool { return v.need == 0 }
+func (v *UTF8Validator) Complete() bool { return v.need == 0 }
 
-// write checks the next piece of the stream and reports whether it is
+// Write checks the next piece of the stream and reports whether it is
 // still valid.
-func (v *utf8Validator) write(p []byte) bool {
+func (v *UTF8Validator) Write(p []byte) bool {
 	// Finish a character left open by the previous piece.
 	for v.need > 0 && len(p) > 0 {
 		if !v.feed(p[0]) {
@@ -61,7 +61,7 @@ func (v *utf8Validator) write(p []byte) bool {
 }
 
 // feed advances the validator by one byte.
-func (v *utf8Validator) feed(b byte) bool {
+func (v *UTF8Validator) feed(b byte) bool {
 	if v.need > 0 {
 		if b < v.lo || b > v.hi {
 			return false

@@ -1,7 +1,8 @@
-package websocket
+package wire
 
 import (
 	"math/rand/v2"
+	"strconv"
 	"testing"
 	"unicode/utf8"
 )
@@ -9,15 +10,15 @@ import (
 // validateInPieces runs the streaming validator over s cut at the given
 // points.
 func validateInPieces(s []byte, cuts []int) bool {
-	var v utf8Validator
+	var v UTF8Validator
 	prev := 0
 	for _, c := range append(cuts, len(s)) {
-		if !v.write(s[prev:c]) {
+		if !v.Write(s[prev:c]) {
 			return false
 		}
 		prev = c
 	}
-	return v.complete()
+	return v.Complete()
 }
 
 func TestUTF8ValidatorAgreesWithStdlib(t *testing.T) {
@@ -57,9 +58,33 @@ func TestUTF8ValidatorRandom(t *testing.T) {
 // reported at its first wrong byte, before the message ends.
 func TestUTF8ValidatorFailsFast(t *testing.T) {
 	for _, prefix := range []string{"\xf4\x90", "\xe0\x80", "\xed\xa0", "\xc1", "ok\xf5"} {
-		var v utf8Validator
-		if v.write([]byte(prefix)) {
+		var v UTF8Validator
+		if v.Write([]byte(prefix)) {
 			t.Errorf("%q accepted as the start of valid UTF-8", prefix)
 		}
 	}
+}
+
+func BenchmarkUTF8Validator(b *testing.B) {
+	text := []byte(string(make([]byte, 32<<10)) + "κόσμε €")
+	for _, chunk := range []int{1000, 32 << 10} {
+		b.Run("chunks of "+strconv.Itoa(chunk)+"B", func(b *testing.B) {
+			b.SetBytes(int64(len(text)))
+			for b.Loop() {
+				var v UTF8Validator
+				for i := 0; i < len(text); i += chunk {
+					v.Write(text[i:min(i+chunk, len(text))])
+				}
+				if !v.Complete() {
+					b.Fatal("invalid")
+				}
+			}
+		})
+	}
+	b.Run("stdlib utf8.Valid", func(b *testing.B) {
+		b.SetBytes(int64(len(text)))
+		for b.Loop() {
+			utf8.Valid(text)
+		}
+	})
 }

@@ -1,0 +1,91 @@
+package websocket
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/gowebsock/websocket/internal/wire"
+)
+
+// Keep-alive: a connection that has received nothing for the ping
+// interval is sent a ping; if nothing comes back within the pong
+// timeout, the peer is taken to be gone and the connection is dropped.
+// One timer per connection does it, re-armed with Reset; reading only
+// notes the time.
+
+// startKeepAlive arms the keep-alive timer, if keep-alive is on.
+func (c *Conn) startKeepAlive() {
+	if c.cfg.pingInterval > 0 {
+		c.keepAlive = time.AfterFunc(c.cfg.pingInterval, c.onKeepAlive)
+	}
+}
+
+// noteRead records that data arrived from the peer.
+func (c *Conn) noteRead() {
+	if c.keepAlive != nil {
+		c.lastRead.Store(monotime())
+	}
+}
+
+// pongReceived notes a pong: the peer is there.
+func (c *Conn) pongReceived() { c.pingSent.Store(0) }
+
+// onKeepAlive runs when the keep-alive timer fires.
+func (c *Conn) onKeepAlive() {
+	if c.isClosingNow() {
+		return
+	}
+	now := monotime()
+	last := c.lastRead.Load()
+	if sent := c.pingSent.Load(); sent != 0 {
+		switch {
+		case last > sent:
+			// Something came after our ping, the pong or data
+			// in front of it: the peer is there.
+			c.pingSent.Store(0)
+		case c.cfg.pongTimeout < 0:
+			// Pings only, to keep the connection's path open.
+			c.pingSent.Store(0)
+		case time.Duration(now-sent) >= c.cfg.pongTimeout:
+			c.keepAliveExpired()
+			return
+		default:
+			c.keepAlive.Reset(c.cfg.pongTimeout - time.Duration(now-sent))
+			return
+		}
+	}
+	quiet := time.Duration(now - last)
+	if quiet < c.cfg.pingInterval {
+		c.keepAlive.Reset(c.cfg.pingInterval - quiet)
+		return
+	}
+	c.pingSent.Store(now)
+	c.sendPing()
+	if c.cfg.pongTimeout > 0 {
+		c.keepAlive.Reset(c.cfg.pongTimeout)
+	} else {
+		c.keepAlive.Reset(c.cfg.pingInterval)
+	}
+}
+
+// sendPing sends an empty ping.  It waits for the write lock, bounded
+// by the write timeout of whoever holds it.
+func (c *Conn) sendPing() {
+	c.writeMu.Lock()
+	defer c.unlockWrite()
+	if !c.closeSent {
+		c.writeFrameLocked(true, wire.Ping, nil, false)
+	}
+}
+
+// keepAliveExpired ends a connection whose peer did not answer a ping in
+// time.  If the read side stopped reading because messages that nobody
+// received filled the read-ahead, the peer may well have answered:
+// the application is to blame, and the peer is told so.
+func (c *Conn) keepAliveExpired() {
+	if c.readStalled.Load() {
+		c.fail(&closeError{code: StatusPolicyViolation, reason: "messages were not received"})
+		return
+	}
+	c.drop(fmt.Errorf("websocket: no answer to a ping within %v: %w", c.cfg.pongTimeout, ErrConnClosed))
+}

@@ -1,0 +1,209 @@
+package websocket
+
+import (
+	"errors"
+	"os"
+	"time"
+)
+
+// The read side of a connection (the network's input, the input buffer
+// and the state of the message being read) has one owner at a time,
+// the holder of readMu:
+//
+//   - an application goroutine, for the length of one receive call or of
+//     one Read of a message reader;
+//   - else, once nobody has taken the read side for receiverGrace, the
+//     background reader, which reads on so that pings are answered and
+//     the peer's close frame is seen, holding the data messages that
+//     arrive meanwhile up to the read-ahead bound;
+//   - the goroutine that completes the closing handshake.
+//
+// A goroutine that wants the read side while the background reader has
+// it counts itself in readWaiters and cuts the background reader's
+// network read short with a past deadline; the background reader gives
+// way whenever it sees a waiter.
+
+// receiverGrace is how long the read side must have been free before the
+// background reader takes it.  An application that receives in a loop
+// thus reads every message itself, without a goroutine hand-over, and one
+// that stops receiving has its pings answered after this delay at most.
+const receiverGrace = 2 * time.Millisecond
+
+// aLongTimeAgo is a deadline that has passed: setting it cuts a blocked
+// network read short.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// lockRead takes the read side for an application goroutine, or for the
+// closing handshake, and sets the network's read deadline for it.
+func (c *Conn) lockRead() {
+	if !c.readMu.TryLock() {
+		c.readWaiters.Add(1)
+		c.deadlineMu.Lock()
+		if c.bgReading {
+			c.setNetReadDeadlineLocked(aLongTimeAgo)
+		}
+		c.deadlineMu.Unlock()
+		c.readMu.Lock()
+		c.readWaiters.Add(-1)
+	}
+	c.deadlineMu.Lock()
+	c.setNetReadDeadlineLocked(c.ownerDeadlineLocked())
+	c.deadlineMu.Unlock()
+	c.readStalled.Store(false)
+}
+
+// ownerDeadlineLocked is the read deadline for an application goroutine
+// or the closing handshake: the application's, or once closing has
+// begun, the bound of the closing handshake.  c.deadlineMu is held.
+func (c *Conn) ownerDeadlineLocked() time.Time {
+	c.stateMu.Lock()
+	defer c.stateMu.Unlock()
+	if c.isClosing {
+		return c.closeBy
+	}
+	return c.readDeadline
+}
+
+// setNetReadDeadlineLocked sets the network's read deadline, unless it
+// is set to t already; c.deadlineMu is held.
+func (c *Conn) setNetReadDeadlineLocked(t time.Time) {
+	if !t.Equal(c.netReadDeadline) {
+		c.netConn.SetReadDeadline(t)
+		c.netReadDeadline = t
+	}
+}
+
+// unlockRead gives the read side back, and arms the timer that starts
+// the background reader should nobody take it again.
+func (c *Conn) unlockRead() {
+	if c.isClosingNow() {
+		c.in.release()
+	} else {
+		c.in.releaseIfEmpty()
+	}
+	c.releases.Add(1)
+	c.readMu.Unlock()
+	c.armIdle(receiverGrace)
+}
+
+// armIdle arms the idle timer, unless it is armed already.
+func (c *Conn) armIdle(d time.Duration) {
+	if !c.idleArmed.Swap(true) {
+		c.idleTimer.Reset(d)
+	}
+}
+
+// onIdle runs when the idle timer fires.  If the read side has been
+// free for receiverGrace, it becomes the background reader.
+func (c *Conn) onIdle() {
+	armedAt := c.releases.Load()
+	c.idleArmed.Store(false)
+	if c.isClosingNow() || c.readWaiters.Load() > 0 || !c.readMu.TryLock() {
+		return // whoever reads re-arms the timer when done
+	}
+	if c.releases.Load() != armedAt {
+		// Released again since the timer was armed; that release
+		// found it armed, so arm it anew.
+		c.readMu.Unlock()
+		c.armIdle(receiverGrace)
+		return
+	}
+	c.readInBackground()
+	c.readMu.Unlock()
+}
+
+// readInBackground reads and scans the input while nobody else wants
+// the read side; c.readMu is held.  It returns when a goroutine waits
+// for the read side, when the connection closes, or when the read-ahead
+// bound is reached: the data then waits in the network until the
+// application receives.
+func (c *Conn) readInBackground() {
+	defer func() {
+		c.deadlineMu.Lock()
+		c.bgReading = false
+		c.deadlineMu.Unlock()
+		if c.isClosingNow() {
+			c.in.release()
+		} else {
+			c.in.releaseIfEmpty()
+		}
+	}()
+	for {
+		if err := c.scanInput(); err != nil {
+			c.failRead(err)
+			return
+		}
+		c.deadlineMu.Lock()
+		if c.readWaiters.Load() > 0 || c.isClosingNow() {
+			c.deadlineMu.Unlock()
+			return
+		}
+		c.bgReading = true
+		c.setNetReadDeadlineLocked(time.Time{})
+		c.deadlineMu.Unlock()
+
+		err := c.fill(c.cfg.readAhead)
+		switch {
+		case err == nil:
+		case err == errInputFull:
+			c.readStalled.Store(true)
+			return
+		case c.isClosingNow():
+			return
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			// A waiter cut the read short, or the application's
+			// deadline, meant for its own reads, had passed.
+		default:
+			c.failRead(readError(err))
+			return
+		}
+	}
+}
+
+// scanInput handles the control frames among the buffered input that the
+// background reader has not looked at yet, and cuts them out, so that an
+// application that receives later finds only data frames.  It stops at
+// the first incomplete frame.
+func (c *Conn) scanInput() error {
+	in := &c.in
+	if in.bufp == nil {
+		return nil
+	}
+	pos := max(in.scanned, in.r)
+	if c.msg.remaining > 0 {
+		// The rest of the current frame's payload comes first.
+		if int64(in.w-in.r) < c.msg.remaining {
+			in.scanned = in.w
+			return nil
+		}
+		pos = max(pos, in.r+int(c.msg.remaining))
+	}
+	for pos < in.w && !c.isClosingNow() {
+		buf := (*in.bufp)[:in.w]
+		h, n, err := parseHeader(buf[pos:])
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			break
+		}
+		if err := c.checkHeader(h); err != nil {
+			return err
+		}
+		if int64(in.w-pos-n) < h.Length {
+			break
+		}
+		end := pos + n + int(h.Length)
+		if !h.Op.IsControl() {
+			pos = end
+			continue
+		}
+		err = c.handleControl(h, buf[pos+n:end])
+		in.cut(pos, end)
+		if err != nil {
+			return err
+		}
+	}
+	in.scanned = pos
+	return nil
+}
