@@ -197,6 +197,7 @@ func clientHandshake(ctx context.Context, netConn net.Conn, u *url.URL, opts *Di
 		early, _ = br.Peek(n)
 	}
 	conn.init(netConn, early, true, newSettings(opts.ReadAhead, opts.PingInterval, opts.PongTimeout, opts.WriteTimeout), opts.ReadLimit)
+	conn.start()
 	return conn, nil
 }
 

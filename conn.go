@@ -155,10 +155,29 @@ func (c *Conn) init(netConn net.Conn, early []byte, client bool, cfg settings, r
 	c.closing = make(chan struct{})
 	c.done = make(chan struct{})
 	c.lastRead.Store(monotime())
-	// Until the application receives, the connection reads by itself.
+	// The timers exist before anything can fire them; start arms them.
+	c.idleTimer = newStoppedTimer(c.onIdle)
+	if c.cfg.pingInterval > 0 {
+		c.keepAlive = newStoppedTimer(c.onKeepAlive)
+	}
+}
+
+// newStoppedTimer returns a timer for f that is not armed.
+func newStoppedTimer(f func()) *time.Timer {
+	t := time.AfterFunc(time.Hour, f)
+	t.Stop()
+	return t
+}
+
+// start arms the connection's timers, once everything else is set up:
+// their functions may run at once.  Until the application receives, the
+// connection reads by itself.
+func (c *Conn) start() {
 	c.idleArmed.Store(true)
-	c.idleTimer = time.AfterFunc(receiverGrace, c.onIdle)
-	c.startKeepAlive()
+	c.idleTimer.Reset(receiverGrace)
+	if c.keepAlive != nil {
+		c.keepAlive.Reset(c.cfg.pingInterval)
+	}
 }
 
 // usable reports whether the handshake has completed, so that the

@@ -25,6 +25,7 @@ func FuzzServerInput(f *testing.F) {
 		defer peer.Close()
 		conn := &Conn{}
 		conn.init(server, nil, false, newSettings(0, 0, 0, 0), 1<<16)
+		conn.start()
 		go io.Copy(io.Discard, peer)
 		go func() {
 			peer.Write(data)

@@ -13,13 +13,6 @@ import (
 // One timer per connection does it, re-armed with Reset; reading only
 // notes the time.
 
-// startKeepAlive arms the keep-alive timer, if keep-alive is on.
-func (c *Conn) startKeepAlive() {
-	if c.cfg.pingInterval > 0 {
-		c.keepAlive = time.AfterFunc(c.cfg.pingInterval, c.onKeepAlive)
-	}
-}
-
 // noteRead records that data arrived from the peer.
 func (c *Conn) noteRead() {
 	if c.keepAlive != nil {

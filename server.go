@@ -192,6 +192,7 @@ func (h *Handler) Upgrade(w http.ResponseWriter, req *http.Request) (*Conn, erro
 	}
 	conn.init(netConn, early, false, newSettings(h.ReadAhead, h.PingInterval, h.PongTimeout, h.WriteTimeout), h.ReadLimit)
 	h.track(conn)
+	conn.start()
 	return conn, nil
 }
 

@@ -515,9 +515,11 @@ func (c *Conn) writeNet(b, more []byte, fresh bool) error {
 	total := len(b) + len(more)
 	written := 0
 	if c.rio != nil && more == nil && c.writeDeadlineIsZero() {
-		// Most writes go out at once; those need no deadline.
+		// Most writes go out at once; those need no deadline.  A
+		// deadline of an earlier write that has passed since makes
+		// this fail before writing: then the loop below sets it anew.
 		n, err := c.rawWriteNow(b)
-		if err != nil {
+		if err != nil && !isTimeout(err) {
 			return c.writeFailed(err)
 		}
 		written = n
