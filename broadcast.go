@@ -163,6 +163,9 @@ func (c *Conn) sendShared(f *sharedFrame) error {
 	}
 	if q.bytes+len(f.frame)-off > maxQueued {
 		f.release()
+		// The close frame waits behind what the peer does not
+		// read; nobody else should wait for it.
+		c.beginClosing(errSendQueueFull)
 		go c.fail(errSendQueueFull)
 		return ErrConnClosed
 	}
@@ -235,6 +238,8 @@ func (c *Conn) drainQueue() {
 func (c *Conn) writeQueuedLocked() error {
 	q := &c.queue
 	for {
+		// Take the head out, and with it its reference: discard,
+		// when the connection ends meanwhile, then leaves it to us.
 		q.mu.Lock()
 		if len(q.frames) == 0 {
 			q.frames = nil
@@ -244,6 +249,9 @@ func (c *Conn) writeQueuedLocked() error {
 			return nil
 		}
 		head := q.frames[0]
+		q.frames[0] = queuedFrame{}
+		q.frames = q.frames[1:]
+		q.bytes -= len(head.f.frame) - head.off
 		q.mu.Unlock()
 
 		var err error
@@ -252,14 +260,9 @@ func (c *Conn) writeQueuedLocked() error {
 		} else if err = c.flushOut(nil, false); err == nil {
 			err = c.writeNet(head.f.frame[head.off:], nil, false)
 		}
-		q.mu.Lock()
-		q.frames[0] = queuedFrame{}
-		q.frames = q.frames[1:]
-		q.bytes -= len(head.f.frame) - head.off
-		q.mu.Unlock()
 		head.f.release()
 		if err != nil {
-			c.queue.discard()
+			q.discard()
 			return err
 		}
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"log"
@@ -20,6 +21,8 @@ type Message struct {
 }
 
 const (
+	// joinTimeout bounds the wait for the first message.
+	joinTimeout = 30 * time.Second
 	// maxJoin bounds the first message, "CHAT <name>".
 	maxJoin = 256
 	// maxText bounds a member's messages; longer ones are refused.
@@ -29,30 +32,26 @@ const (
 // room is one chat room: its members and the distribution of messages
 // to them.
 //
-// Every member has a queue of bounded length, drained by a goroutine of
-// its own that sends to its connection, so that a member that reads
-// slowly or not at all holds up nobody: once its queue is full, it is
-// dropped.  Messages are put into the queues under mu, so every member
-// sees the same order.
+// Messages go to the members with websocket.BroadcastText, which encodes
+// each once and never waits for a member: a member that reads slowly or
+// not at all has its messages queued by its connection, up to a bound,
+// and is dropped with close code 1008 when it falls further behind.
+// Messages are published under mu, so every member sees the same order.
 type room struct {
-	queueLen int
-
 	mu      sync.Mutex
 	members map[string]*member
+	conns   []*websocket.Conn // the members' connections, for broadcasts
+	byConn  map[*websocket.Conn]*member
 }
 
 // member is one participant of the chat.
 type member struct {
-	name  string
-	conn  *websocket.Conn
-	queue chan string // JSON messages waiting to be sent
-	// gone is closed once the member has left the room, which ends
-	// its sending goroutine.
-	gone chan struct{}
+	name string
+	conn *websocket.Conn
 }
 
-func newRoom(queueLen int) *room {
-	return &room{queueLen: max(queueLen, 1), members: make(map[string]*member)}
+func newRoom() *room {
+	return &room{members: make(map[string]*member), byConn: make(map[*websocket.Conn]*member)}
 }
 
 // serve is the WebSocket handler: it runs for the whole life of a
@@ -60,12 +59,15 @@ func newRoom(queueLen int) *room {
 func (r *room) serve(conn *websocket.Conn) {
 	defer conn.Close(websocket.StatusOK, "")
 
+	// A client that never says who it is does not hold a connection.
+	conn.SetReadDeadline(time.Now().Add(joinTimeout))
 	first, err := conn.ReceiveText(maxJoin)
 	fields := strings.Fields(first)
 	if err != nil || len(fields) < 2 || fields[0] != "CHAT" {
 		conn.Close(websocket.StatusProtocolError, `the first message must be "CHAT <name>"`)
 		return
 	}
+	conn.SetReadDeadline(time.Time{})
 	name := strings.Join(fields[1:], " ")
 	m := r.join(name, conn)
 	if m == nil {
@@ -73,7 +75,6 @@ func (r *room) serve(conn *websocket.Conn) {
 		return
 	}
 	log.Printf("%q joined from %s", name, conn.RemoteAddr)
-	go m.send()
 	defer r.leave(m)
 
 	for {
@@ -99,13 +100,15 @@ func (r *room) serve(conn *websocket.Conn) {
 // join adds a member under name, or returns nil if the name is taken.
 // It announces the new member to everybody, the member included.
 func (r *room) join(name string, conn *websocket.Conn) *member {
-	m := &member{name: name, conn: conn, queue: make(chan string, r.queueLen), gone: make(chan struct{})}
+	m := &member{name: name, conn: conn}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if _, taken := r.members[name]; taken {
 		return nil
 	}
 	r.members[name] = m
+	r.byConn[conn] = m
+	r.conns = append(r.conns, conn)
 	r.publishLocked(notice(fmt.Sprintf("%q has joined this chat", name)))
 	return m
 }
@@ -120,11 +123,12 @@ func (r *room) leave(m *member) {
 	}
 }
 
-// removeLocked takes m out of the room, stops its sending goroutine
-// and tells the others.  r.mu is held.
+// removeLocked takes m out of the room and tells the others; r.mu is
+// held.
 func (r *room) removeLocked(m *member) {
 	delete(r.members, m.name)
-	close(m.gone)
+	delete(r.byConn, m.conn)
+	r.conns = slices.DeleteFunc(r.conns, func(c *websocket.Conn) bool { return c == m.conn })
 	log.Printf("%q left", m.name)
 	r.publishLocked(notice(fmt.Sprintf("%q has left this chat", m.name)))
 }
@@ -136,43 +140,29 @@ func (r *room) publish(msg Message) {
 	r.publishLocked(msg)
 }
 
-// publishLocked queues msg for every member; r.mu is held.  A member
-// whose queue is full is dropped, which the others learn of in turn.
+// publishLocked sends msg to every member; r.mu is held.  A member whose
+// connection has ended, because it fell too far behind for instance, is
+// removed, which the others learn of in turn.
 func (r *room) publishLocked(msg Message) {
-	text := encode(msg)
-	var dropped []*member
-	for _, m := range r.members {
-		select {
-		case m.queue <- text:
-		default:
-			dropped = append(dropped, m)
-		}
+	failed := websocket.BroadcastText(context.Background(), r.conns, encode(msg))
+	if len(failed) == 0 {
+		return
 	}
-	for _, m := range dropped {
-		if r.members[m.name] != m {
-			continue // dropped already, by a notice about another
+	var gone []*member
+	for i := range failed {
+		gone = append(gone, r.byConn[r.conns[i]])
+	}
+	for _, m := range gone {
+		if r.members[m.name] == m {
+			log.Printf("%q dropped: %v", m.name, m.conn.Err())
+			r.removeLocked(m)
 		}
-		log.Printf("%q dropped: %d messages waiting", m.name, cap(m.queue))
-		// Close waits for the member's answer, which may never come;
-		// nobody else should wait for that.
-		go m.conn.Close(websocket.StatusPolicyViolation, "too slow: messages are waiting")
-		r.removeLocked(m)
 	}
 }
 
 // tell sends a notice to m alone.
 func (r *room) tell(m *member, text string) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.members[m.name] != m {
-		return
-	}
-	select {
-	case m.queue <- encode(notice(text)):
-	default:
-		// The member is about to be dropped by the next message to
-		// everyone; a notice to it alone need not force that.
-	}
+	websocket.BroadcastText(context.Background(), []*websocket.Conn{m.conn}, encode(notice(text)))
 }
 
 // names returns the members' names in order.
@@ -185,21 +175,6 @@ func (r *room) names() []string {
 	}
 	slices.Sort(names)
 	return names
-}
-
-// send passes the member's queue to its connection until the member
-// leaves or the connection fails.
-func (m *member) send() {
-	for {
-		select {
-		case text := <-m.queue:
-			if m.conn.SendText(text) != nil {
-				return // the receiving side notices the end too
-			}
-		case <-m.gone:
-			return
-		}
-	}
 }
 
 // notice is a message from the server itself.

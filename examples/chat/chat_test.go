@@ -16,9 +16,9 @@ import (
 
 // startChat runs a chat server on loopback and returns the URL of its
 // WebSocket endpoint.
-func startChat(t *testing.T, queueLen int) string {
+func startChat(t *testing.T) string {
 	t.Helper()
-	srv := httptest.NewServer(newMux(newRoom(queueLen)))
+	srv := httptest.NewServer(newMux(newRoom()))
 	t.Cleanup(srv.Close)
 	return "ws" + strings.TrimPrefix(srv.URL, "http") + "/api/chat"
 }
@@ -92,7 +92,7 @@ func status(t *testing.T, conn *websocket.Conn) (websocket.Status, string) {
 }
 
 func TestChatProtocol(t *testing.T) {
-	url := startChat(t, 16)
+	url := startChat(t)
 
 	ann := join(t, url, "Ann")
 	expect(t, ann, "", `"Ann" has joined this chat`)
@@ -161,7 +161,7 @@ func TestChatSlowMember(t *testing.T) {
 		messages = 10000
 		window   = 64 // messages the sender has in flight at most
 	)
-	url := startChat(t, 256)
+	url := startChat(t)
 
 	// The stalled member takes as little as its kernel allows, so
 	// that its queue fills after a few hundred messages and not after

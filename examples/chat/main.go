@@ -30,10 +30,9 @@ var static embed.FS
 
 func main() {
 	addr := flag.String("addr", "localhost:8080", "address to listen on")
-	queue := flag.Int("queue", 256, "messages that may wait for a member; a member that falls further behind is dropped")
 	flag.Parse()
 
-	r := newRoom(*queue)
+	r := newRoom()
 	srv := &http.Server{
 		Handler: newMux(r),
 		// Without a bound on reading the request header, a client
