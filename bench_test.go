@@ -75,7 +75,7 @@ func BenchmarkReceiveMessage(b *testing.B) {
 			}
 			rc := &replayConn{stream: stream}
 			conn := &Conn{}
-			conn.init(rc, nil, false, newSettings(0, 0, 0, 0), 0)
+			conn.init(rc, nil, false, defaultSettings(), 0)
 			conn.start()
 			buf := make([]byte, 32<<10)
 			b.SetBytes(int64(tc.size))

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 	"unsafe"
 
 	"github.com/gowebsock/websocket/internal/wire"
@@ -134,6 +135,7 @@ type queuedFrame struct {
 // sendShared sends f, taking over one reference to it: at once if the
 // socket takes it, else through the queue.
 func (c *Conn) sendShared(f *sharedFrame) error {
+	q := c.sendQueue()
 	if c.isClosingNow() {
 		f.release()
 		return ErrConnClosed
@@ -154,7 +156,6 @@ func (c *Conn) sendShared(f *sharedFrame) error {
 			return nil
 		}
 	}
-	q := &c.queue
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if c.isClosingNow() {
@@ -184,7 +185,7 @@ func (c *Conn) sendShared(f *sharedFrame) error {
 // holds the sender token and the write lock.  If f goes out in part,
 // the rest is queued at the head here, before anyone else can write.
 func (c *Conn) writeNowLocked(f *sharedFrame) (int, error) {
-	q := &c.queue
+	q := c.queue.Load()
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if len(q.frames) > 0 || c.writeErr != nil || c.closeSent || c.outLen > 0 {
@@ -207,22 +208,13 @@ func (c *Conn) writeNowLocked(f *sharedFrame) (int, error) {
 }
 
 // tryAcquireSender takes the sender token if nobody holds it.
-func (c *Conn) tryAcquireSender() bool {
-	select {
-	case c.senderToken <- struct{}{}:
-		return true
-	default:
-		return false
-	}
-}
+func (c *Conn) tryAcquireSender() bool { return c.senderToken.tryAcquire() }
 
 // drainQueue writes the queue out, on a goroutine of its own, waiting for
 // the message being sent, if any, to end first.
 func (c *Conn) drainQueue() {
-	select {
-	case c.senderToken <- struct{}{}:
-	case <-c.closing:
-		c.queue.discard()
+	if c.senderToken.acquire(&c.closing, time.Time{}, "write") != nil {
+		c.queue.Load().discard()
 		return
 	}
 	c.writeMu.Lock()
@@ -236,7 +228,7 @@ func (c *Conn) drainQueue() {
 // that frames keep their order and a frame written in part is completed
 // first.
 func (c *Conn) writeQueuedLocked() error {
-	q := &c.queue
+	q := c.queue.Load()
 	for {
 		// Take the head out, and with it its reference: discard,
 		// when the connection ends meanwhile, then leaves it to us.
@@ -268,8 +260,27 @@ func (c *Conn) writeQueuedLocked() error {
 	}
 }
 
-// discard drops whatever is queued, when the connection ends.
+// sendQueue returns the connection's queue, made on first use.
+func (c *Conn) sendQueue() *sendQueue {
+	if q := c.queue.Load(); q != nil {
+		return q
+	}
+	c.queue.CompareAndSwap(nil, new(sendQueue))
+	return c.queue.Load()
+}
+
+// queueBusy reports whether broadcast frames wait to be written.
+func (c *Conn) queueBusy() bool {
+	q := c.queue.Load()
+	return q != nil && q.busy.Load()
+}
+
+// discard drops whatever is queued, when the connection ends.  q may be
+// nil.
 func (q *sendQueue) discard() {
+	if q == nil {
+		return
+	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	for _, qf := range q.frames {

@@ -196,7 +196,8 @@ func clientHandshake(ctx context.Context, netConn net.Conn, u *url.URL, opts *Di
 	if n := br.Buffered(); n > 0 {
 		early, _ = br.Peek(n)
 	}
-	conn.init(netConn, early, true, newSettings(opts.ReadAhead, opts.PingInterval, opts.PongTimeout, opts.WriteTimeout), opts.ReadLimit)
+	cfg := newSettings(opts.ReadAhead, opts.PingInterval, opts.PongTimeout, opts.WriteTimeout)
+	conn.init(netConn, early, true, &cfg, opts.ReadLimit)
 	conn.start()
 	return conn, nil
 }

@@ -103,19 +103,19 @@ func (c *Conn) Close(code Status, message string) error {
 		return err
 	}
 	if c.isClosingNow() {
-		<-c.done
+		<-c.done.done()
 		return ErrConnClosed
 	}
 	err = c.sendClose(payload, false)
 	if err == errCloseSent {
-		<-c.done
+		<-c.done.done()
 		return ErrConnClosed
 	}
 	c.beginClosing(errClosedLocally)
 	c.lockRead()
 	c.closeRead()
 	c.unlockRead()
-	<-c.done
+	<-c.done.done()
 	if err != nil {
 		return ErrConnClosed
 	}
@@ -172,7 +172,7 @@ func (c *Conn) GetStatus() (Status, string) {
 	if !c.usable() {
 		return StatusDropped, "" // the handshake has not completed
 	}
-	<-c.done
+	<-c.done.done()
 	c.stateMu.Lock()
 	defer c.stateMu.Unlock()
 	if !c.peerClosed {
@@ -360,12 +360,12 @@ func (c *Conn) beginClosing(cause error) {
 		return
 	}
 	c.isClosing = true
-	c.closeBy = closeDeadline()
-	close(c.closing)
+	c.closeBy = nanos(closeDeadline())
+	c.closing.fire()
 	c.stateMu.Unlock()
 
 	c.deadlineMu.Lock()
-	c.setNetReadDeadlineLocked(aLongTimeAgo)
+	c.setNetReadDeadlineLocked(pastDeadline)
 	c.deadlineMu.Unlock()
 }
 
@@ -380,17 +380,18 @@ func (c *Conn) finish() {
 	}
 	c.finished = true
 	c.isClosing = true
+	c.closing.fire()
 	c.stateMu.Unlock()
 	c.netConn.Close()
 	c.idleTimer.Stop()
-	if c.keepAlive != nil {
-		c.keepAlive.Stop()
+	if c.ka != nil {
+		c.ka.timer.Stop()
 	}
-	c.queue.discard()
+	c.queue.Load().discard()
 	if c.handler != nil {
 		c.handler.untrack(c)
 	}
-	close(c.done)
+	c.done.fire()
 }
 
 // closeDeadline is the time by which a wait that starts now must end.
@@ -414,8 +415,8 @@ func (c *Conn) sendClose(payload []byte, shutdown bool) error {
 	if c.writeErr != nil {
 		return c.writeErr
 	}
-	c.closeWriteBy = deadline
-	c.netWriteDeadline, c.netWriteByTimeout = deadline, false
+	c.closeWriteBy = nanos(deadline)
+	c.netWriteDeadline, c.netWriteByTimeout = c.closeWriteBy, false
 	err := c.writeFrameLocked(true, wire.Close, payload, false)
 	if cw, ok := c.netConn.(interface{ CloseWrite() error }); ok && shutdown && err == nil {
 		cw.CloseWrite()

@@ -41,8 +41,10 @@ type Conn struct {
 	netConn net.Conn
 	rio     *rawIO // direct access to the descriptor, or nil
 	client  bool   // masks what it sends and expects unmasked frames
-	cfg     settings
+	cfg     *settings
 	handler *Handler // that accepted the connection, or nil
+	// The handler's set of connections, see shutdown.go.
+	trackNext, trackPrev *Conn
 
 	// The read side: see readside.go for who holds readMu.
 	readMu      sync.Mutex
@@ -50,54 +52,52 @@ type Conn struct {
 	msg         inbound
 	reader      messageReader // handed out by ReceiveMessage, reused
 	readLimit   atomic.Int64
-	receiveTok  chan struct{} // held from ReceiveMessage to the end of the message
+	receiveTok  token // held from ReceiveMessage to the end of the message
 	readWaiters atomic.Int32
 	releases    atomic.Uint32 // counts the read side's releases
 	idleArmed   atomic.Bool
+	graceShift  atomic.Uint32 // the idle timer waits receiverGrace << graceShift
 	idleTimer   *time.Timer
 	readStalled atomic.Bool // the read-ahead is full and nobody receives
 	// Read deadlines, guarded by deadlineMu: the application's, the
 	// one set on netConn, and whether the background reader reads.
 	deadlineMu      sync.Mutex
-	readDeadline    time.Time
-	netReadDeadline time.Time
+	readDeadline    int64 // in Unix nanoseconds, see deadline.go
+	netReadDeadline int64
 	bgReading       bool
 
 	// The write side: see writer.go for who holds writeMu and the
 	// sender token.
 	writeMu            sync.Mutex
-	senderToken        chan struct{}
+	senderToken        token
 	out                *[]byte // frames waiting to be written, or nil
 	outLen             int
 	closeSent          bool
 	writeErr           error
-	writeDeadline      atomic.Int64 // the application's, in Unix nanoseconds, or 0
-	writeDeadlineDirty atomic.Bool  // SetWriteDeadline set the network's
-	netWriteDeadline   time.Time
+	writeDeadline      atomic.Int64  // the application's, in Unix nanoseconds, or 0
+	writeDeadlineDirty atomic.Bool   // SetWriteDeadline set the network's
+	netWriteDeadline   int64         // in Unix nanoseconds, see deadline.go
 	netWriteByTimeout  bool          // netWriteDeadline is the write timeout's
-	closeWriteBy       time.Time     // the bound of writing the close frame
+	closeWriteBy       int64         // the bound of writing the close frame
 	writer             messageWriter // handed out by SendMessage, reused
 	pongWaiting        atomic.Bool   // a pong waits for the write lock
 	pong               atomic.Pointer[pendingPong]
-	queue              sendQueue // broadcast frames waiting to go out
+	queue              atomic.Pointer[sendQueue] // made by the first broadcast
 
-	// Keep-alive, see keepalive.go.
-	lastRead  atomic.Int64 // monotonic nanoseconds of the last network read
-	keepAlive *time.Timer
-	pingSent  atomic.Int64 // when the unanswered ping went out, or 0
+	ka *keepAlive // nil while keep-alive is off
 
-	// Closing state, guarded by stateMu.  closing is closed when the
+	// Closing state, guarded by stateMu.  closing fires when the
 	// connection starts closing, done when it is fully closed.
 	stateMu    sync.Mutex
 	isClosing  bool
 	finished   bool
 	closeCause error
-	closeBy    time.Time // bound of the closing handshake
+	closeBy    int64 // bound of the closing handshake, in Unix nanoseconds
 	peerClosed bool
 	peerStatus Status
 	peerReason string
-	closing    chan struct{}
-	done       chan struct{}
+	closing    event
+	done       event
 }
 
 // settings are the tunables of a connection, from Handler or
@@ -141,7 +141,7 @@ func monotime() int64 { return int64(time.Since(epoch)) }
 
 // init prepares a connection whose handshake is complete.  early holds
 // bytes that were read past the handshake, if any.
-func (c *Conn) init(netConn net.Conn, early []byte, client bool, cfg settings, readLimit int64) {
+func (c *Conn) init(netConn net.Conn, early []byte, client bool, cfg *settings, readLimit int64) {
 	c.netConn = netConn
 	c.client = client
 	c.cfg = cfg
@@ -150,15 +150,11 @@ func (c *Conn) init(netConn net.Conn, early []byte, client bool, cfg settings, r
 	if len(early) > 0 {
 		c.in.preload(early)
 	}
-	c.senderToken = make(chan struct{}, 1)
-	c.receiveTok = make(chan struct{}, 1)
-	c.closing = make(chan struct{})
-	c.done = make(chan struct{})
-	c.lastRead.Store(monotime())
 	// The timers exist before anything can fire them; start arms them.
 	c.idleTimer = newStoppedTimer(c.onIdle)
 	if c.cfg.pingInterval > 0 {
-		c.keepAlive = newStoppedTimer(c.onKeepAlive)
+		c.ka = &keepAlive{timer: newStoppedTimer(c.onKeepAlive)}
+		c.ka.lastRead.Store(monotime())
 	}
 }
 
@@ -173,16 +169,20 @@ func newStoppedTimer(f func()) *time.Timer {
 // their functions may run at once.  Until the application receives, the
 // connection reads by itself.
 func (c *Conn) start() {
+	// A new connection's application is about to receive, most
+	// likely: the first wait is longer, so that a burst of new
+	// connections does not start a burst of background readers.
+	c.graceShift.Store(startGraceShift)
 	c.idleArmed.Store(true)
-	c.idleTimer.Reset(receiverGrace)
-	if c.keepAlive != nil {
-		c.keepAlive.Reset(c.cfg.pingInterval)
+	c.idleTimer.Reset(receiverGrace << startGraceShift)
+	if c.ka != nil {
+		c.ka.timer.Reset(c.cfg.pingInterval)
 	}
 }
 
 // usable reports whether the handshake has completed, so that the
 // connection's methods can work.  A Conn made by hand is not usable.
-func (c *Conn) usable() bool { return c.done != nil }
+func (c *Conn) usable() bool { return c.netConn != nil }
 
 // SetReadLimit sets the largest message, in bytes, that the connection
 // accepts from now on; n <= 0 removes the limit, which is the default.
@@ -199,11 +199,4 @@ func (c *Conn) SetReadLimit(n int64) {
 }
 
 // isClosingNow reports whether the connection has started closing.
-func (c *Conn) isClosingNow() bool {
-	select {
-	case <-c.closing:
-		return true
-	default:
-		return false
-	}
-}
+func (c *Conn) isClosingNow() bool { return c.closing.isSet() }

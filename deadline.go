@@ -1,6 +1,9 @@
 package websocket
 
-import "time"
+import (
+	"math"
+	"time"
+)
 
 // SetReadDeadline sets the time by which a receive call must have a
 // message; the zero time means no deadline.  It applies to the receive
@@ -21,10 +24,10 @@ func (c *Conn) SetReadDeadline(t time.Time) error {
 	}
 	c.deadlineMu.Lock()
 	defer c.deadlineMu.Unlock()
-	c.readDeadline = t
+	c.readDeadline = nanos(t)
 	if !c.bgReading && !c.isClosingNow() {
 		// An application goroutine may be waiting in a read now.
-		c.setNetReadDeadlineLocked(t)
+		c.setNetReadDeadlineLocked(c.readDeadline)
 	}
 	return nil
 }
@@ -33,7 +36,7 @@ func (c *Conn) SetReadDeadline(t time.Time) error {
 func (c *Conn) currentReadDeadline() time.Time {
 	c.deadlineMu.Lock()
 	defer c.deadlineMu.Unlock()
-	return c.readDeadline
+	return timeOf(c.readDeadline)
 }
 
 // SetWriteDeadline sets the time by which a send must be done; the zero
@@ -52,11 +55,7 @@ func (c *Conn) SetWriteDeadline(t time.Time) error {
 	if !c.usable() {
 		return ErrConnClosed
 	}
-	var ns int64
-	if !t.IsZero() {
-		ns = t.UnixNano()
-	}
-	c.writeDeadline.Store(ns)
+	c.writeDeadline.Store(nanos(t))
 	// A send may be waiting in a write now; the next write sets the
 	// deadline anew from both bounds.
 	c.writeDeadlineDirty.Store(true)
@@ -70,11 +69,34 @@ func (c *Conn) SetWriteDeadline(t time.Time) error {
 }
 
 // userWriteDeadline returns the application's write deadline.
-func (c *Conn) userWriteDeadline() time.Time {
-	if ns := c.writeDeadline.Load(); ns != 0 {
-		return time.Unix(0, ns)
+func (c *Conn) userWriteDeadline() time.Time { return timeOf(c.writeDeadline.Load()) }
+
+// Deadlines are kept as Unix nanoseconds, 0 meaning none: a time.Time
+// takes three times the room, in every connection.
+
+// pastDeadline is a deadline that has passed: setting it cuts a blocked
+// network read short.
+const pastDeadline = int64(1)
+
+// nanos returns t as a deadline in Unix nanoseconds.
+func nanos(t time.Time) int64 {
+	switch {
+	case t.IsZero():
+		return 0
+	case t.Year() < 1970:
+		return pastDeadline
+	case t.Year() > 2200:
+		return math.MaxInt64 // UnixNano could not hold it
 	}
-	return time.Time{}
+	return t.UnixNano()
+}
+
+// timeOf turns a deadline in Unix nanoseconds back into a time.
+func timeOf(deadline int64) time.Time {
+	if deadline == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, deadline)
 }
 
 // writeDeadlineIsZero reports whether the application has no write

@@ -24,7 +24,7 @@ func FuzzServerInput(f *testing.F) {
 		server, peer := net.Pipe()
 		defer peer.Close()
 		conn := &Conn{}
-		conn.init(server, nil, false, newSettings(0, 0, 0, 0), 1<<16)
+		conn.init(server, nil, false, defaultSettings(), 1<<16)
 		conn.start()
 		go io.Copy(io.Discard, peer)
 		go func() {

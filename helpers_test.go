@@ -91,3 +91,9 @@ const (
 	opPing         = wire.Ping
 	opPong         = wire.Pong
 )
+
+// defaultSettings returns the tunables of a connection with nothing set.
+func defaultSettings() *settings {
+	s := newSettings(0, 0, 0, 0)
+	return &s
+}

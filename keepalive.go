@@ -2,6 +2,7 @@ package websocket
 
 import (
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/gowebsock/websocket/internal/wire"
@@ -13,51 +14,69 @@ import (
 // One timer per connection does it, re-armed with Reset; reading only
 // notes the time.
 
+// keepAlive is the state of keep-alive, for a connection that has it on.
+type keepAlive struct {
+	timer    *time.Timer
+	lastRead atomic.Int64 // monotonic nanoseconds of the last network read
+	pingSent atomic.Int64 // when the unanswered ping went out, or 0
+}
+
 // noteRead records that data arrived from the peer.
 func (c *Conn) noteRead() {
-	if c.keepAlive != nil {
-		c.lastRead.Store(monotime())
+	if c.ka != nil {
+		c.ka.lastRead.Store(monotime())
 	}
 }
 
 // pongReceived notes a pong: the peer is there.
-func (c *Conn) pongReceived() { c.pingSent.Store(0) }
+func (c *Conn) pongReceived() {
+	if c.ka != nil {
+		c.ka.pingSent.Store(0)
+	}
+}
 
 // onKeepAlive runs when the keep-alive timer fires.
 func (c *Conn) onKeepAlive() {
 	if c.isClosingNow() {
 		return
 	}
+	ka := c.ka
 	now := monotime()
-	last := c.lastRead.Load()
-	if sent := c.pingSent.Load(); sent != 0 {
+	last := ka.lastRead.Load()
+	if sent := ka.pingSent.Load(); sent != 0 {
 		switch {
 		case last > sent:
 			// Something came after our ping, the pong or data
 			// in front of it: the peer is there.
-			c.pingSent.Store(0)
+			ka.pingSent.Store(0)
 		case c.cfg.pongTimeout < 0:
 			// Pings only, to keep the connection's path open.
-			c.pingSent.Store(0)
+			ka.pingSent.Store(0)
 		case time.Duration(now-sent) >= c.cfg.pongTimeout:
 			c.keepAliveExpired()
 			return
 		default:
-			c.keepAlive.Reset(c.cfg.pongTimeout - time.Duration(now-sent))
+			ka.timer.Reset(c.cfg.pongTimeout - time.Duration(now-sent))
 			return
 		}
 	}
 	quiet := time.Duration(now - last)
 	if quiet < c.cfg.pingInterval {
-		c.keepAlive.Reset(c.cfg.pingInterval - quiet)
+		ka.timer.Reset(c.cfg.pingInterval - quiet)
 		return
 	}
-	c.pingSent.Store(now)
+	ka.pingSent.Store(now)
 	c.sendPing()
 	if c.cfg.pongTimeout > 0 {
-		c.keepAlive.Reset(c.cfg.pongTimeout)
+		ka.timer.Reset(c.cfg.pongTimeout)
 	} else {
-		c.keepAlive.Reset(c.cfg.pingInterval)
+		ka.timer.Reset(c.cfg.pingInterval)
+	}
+	// The pong must be read: if nobody reads, this goroutine does.
+	if c.readWaiters.Load() == 0 && c.readMu.TryLock() {
+		c.graceShift.Store(0)
+		c.readInBackground()
+		c.readMu.Unlock()
 	}
 }
 

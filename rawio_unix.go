@@ -24,12 +24,12 @@ type rawIO struct {
 	// of the read side.
 	dst  []byte
 	rn   int
-	rerr error
+	rerr syscall.Errno
 	// The write in progress, for writeFn; it belongs to the holder of
 	// the write lock.
 	src  []byte
 	wn   int
-	werr error
+	werr syscall.Errno
 }
 
 // initRawIO sets up c.rio if the connection has a file descriptor.
@@ -62,7 +62,8 @@ func (c *Conn) rawReadCallback(fd uintptr) bool {
 		dst = c.in.free()
 	}
 	for {
-		rio.rn, rio.rerr = syscall.Read(int(fd), dst)
+		n, err := syscall.Read(int(fd), dst)
+		rio.rn, rio.rerr = n, errno(err)
 		switch rio.rerr {
 		case syscall.EINTR:
 			continue
@@ -82,11 +83,11 @@ func (c *Conn) rawRead(dst []byte) (int, error) {
 	rio.dst = dst
 	err := rio.rc.Read(rio.readFn)
 	n, serr := rio.rn, rio.rerr
-	rio.dst, rio.rn, rio.rerr = nil, 0, nil
+	rio.dst, rio.rn, rio.rerr = nil, 0, 0
 	switch {
 	case err != nil:
 		return 0, err
-	case serr != nil:
+	case serr != 0:
 		return 0, os.NewSyscallError("read", serr)
 	case n == 0:
 		return 0, errEOF
@@ -97,12 +98,13 @@ func (c *Conn) rawRead(dst []byte) (int, error) {
 func (c *Conn) rawWriteCallback(fd uintptr) bool {
 	rio := c.rio
 	for {
-		rio.wn, rio.werr = syscall.Write(int(fd), rio.src)
+		n, err := syscall.Write(int(fd), rio.src)
+		rio.wn, rio.werr = n, errno(err)
 		switch rio.werr {
 		case syscall.EINTR:
 			continue
 		case syscall.EAGAIN:
-			rio.wn, rio.werr = 0, nil
+			rio.wn, rio.werr = 0, 0
 		}
 		return true // never wait
 	}
@@ -116,12 +118,23 @@ func (c *Conn) rawWriteNow(b []byte) (int, error) {
 	rio.src = b
 	err := rio.rc.Write(rio.writeFn)
 	n, serr := max(rio.wn, 0), rio.werr
-	rio.src, rio.wn, rio.werr = nil, 0, nil
+	rio.src, rio.wn, rio.werr = nil, 0, 0
 	switch {
 	case err != nil:
 		return 0, err
-	case serr != nil:
+	case serr != 0:
 		return n, os.NewSyscallError("write", serr)
 	}
 	return n, nil
+}
+
+// errno returns the error number of a system call's error, 0 for none.
+func errno(err error) syscall.Errno {
+	if err == nil {
+		return 0
+	}
+	if e, ok := err.(syscall.Errno); ok {
+		return e
+	}
+	return syscall.EIO
 }

@@ -26,12 +26,20 @@ import (
 // receiverGrace is how long the read side must have been free before the
 // background reader takes it.  An application that receives in a loop
 // thus reads every message itself, without a goroutine hand-over, and one
-// that stops receiving has its pings answered after this delay at most.
-const receiverGrace = 2 * time.Millisecond
-
-// aLongTimeAgo is a deadline that has passed: setting it cuts a blocked
-// network read short.
-var aLongTimeAgo = time.Unix(1, 0)
+// that stops receiving has its pings answered soon after.
+//
+// The idle timer that watches for this fires at most once per grace
+// period.  When it finds the application still receiving, it waits
+// twice as long the next time, up to maxGraceShift doublings (64 ms),
+// so that a busy connection costs a timer's goroutine a few times a
+// second rather than hundreds.  A new connection starts with the longest
+// wait, as its application is about to receive most likely.  A peer's
+// ping is thus answered within 64 ms even while nobody receives.
+const (
+	receiverGrace   = 2 * time.Millisecond
+	maxGraceShift   = 5
+	startGraceShift = maxGraceShift
+)
 
 // lockRead takes the read side for an application goroutine, or for the
 // closing handshake, and sets the network's read deadline for it.
@@ -40,7 +48,7 @@ func (c *Conn) lockRead() {
 		c.readWaiters.Add(1)
 		c.deadlineMu.Lock()
 		if c.bgReading {
-			c.setNetReadDeadlineLocked(aLongTimeAgo)
+			c.setNetReadDeadlineLocked(pastDeadline)
 		}
 		c.deadlineMu.Unlock()
 		c.readMu.Lock()
@@ -55,7 +63,7 @@ func (c *Conn) lockRead() {
 // ownerDeadlineLocked is the read deadline for an application goroutine
 // or the closing handshake: the application's, or once closing has
 // begun, the bound of the closing handshake.  c.deadlineMu is held.
-func (c *Conn) ownerDeadlineLocked() time.Time {
+func (c *Conn) ownerDeadlineLocked() int64 {
 	c.stateMu.Lock()
 	defer c.stateMu.Unlock()
 	if c.isClosing {
@@ -65,11 +73,11 @@ func (c *Conn) ownerDeadlineLocked() time.Time {
 }
 
 // setNetReadDeadlineLocked sets the network's read deadline, unless it
-// is set to t already; c.deadlineMu is held.
-func (c *Conn) setNetReadDeadlineLocked(t time.Time) {
-	if !t.Equal(c.netReadDeadline) {
-		c.netConn.SetReadDeadline(t)
-		c.netReadDeadline = t
+// is set to that already; c.deadlineMu is held.
+func (c *Conn) setNetReadDeadlineLocked(deadline int64) {
+	if deadline != c.netReadDeadline {
+		c.netConn.SetReadDeadline(timeOf(deadline))
+		c.netReadDeadline = deadline
 	}
 }
 
@@ -83,13 +91,21 @@ func (c *Conn) unlockRead() {
 	}
 	c.releases.Add(1)
 	c.readMu.Unlock()
-	c.armIdle(receiverGrace)
+	c.armIdle()
 }
 
 // armIdle arms the idle timer, unless it is armed already.
-func (c *Conn) armIdle(d time.Duration) {
+func (c *Conn) armIdle() {
 	if !c.idleArmed.Swap(true) {
-		c.idleTimer.Reset(d)
+		c.idleTimer.Reset(receiverGrace << c.graceShift.Load())
+	}
+}
+
+// slowIdle makes the idle timer wait longer: it found the application
+// receiving.
+func (c *Conn) slowIdle() {
+	if shift := c.graceShift.Load(); shift < maxGraceShift {
+		c.graceShift.Store(shift + 1)
 	}
 }
 
@@ -98,16 +114,23 @@ func (c *Conn) armIdle(d time.Duration) {
 func (c *Conn) onIdle() {
 	armedAt := c.releases.Load()
 	c.idleArmed.Store(false)
-	if c.isClosingNow() || c.readWaiters.Load() > 0 || !c.readMu.TryLock() {
-		return // whoever reads re-arms the timer when done
+	if c.isClosingNow() {
+		return
+	}
+	if c.readWaiters.Load() > 0 || !c.readMu.TryLock() {
+		// Whoever reads re-arms the timer when done.
+		c.slowIdle()
+		return
 	}
 	if c.releases.Load() != armedAt {
 		// Released again since the timer was armed; that release
 		// found it armed, so arm it anew.
 		c.readMu.Unlock()
-		c.armIdle(receiverGrace)
+		c.slowIdle()
+		c.armIdle()
 		return
 	}
+	c.graceShift.Store(0)
 	c.readInBackground()
 	c.readMu.Unlock()
 }
@@ -139,7 +162,7 @@ func (c *Conn) readInBackground() {
 			return
 		}
 		c.bgReading = true
-		c.setNetReadDeadlineLocked(time.Time{})
+		c.setNetReadDeadlineLocked(0)
 		c.deadlineMu.Unlock()
 
 		err := c.fill(c.cfg.readAhead)

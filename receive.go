@@ -2,7 +2,6 @@ package websocket
 
 import (
 	"io"
-	"time"
 	"unicode/utf8"
 )
 
@@ -30,6 +29,9 @@ func (c *Conn) ReceiveMessage() (MessageType, io.Reader, error) {
 	}
 	c.lockRead()
 	defer c.unlockRead()
+	if err := c.awaitInput(); err != nil {
+		return 0, nil, err
+	}
 	tp, err := c.beginReceive()
 	if err != nil {
 		return 0, nil, err
@@ -53,45 +55,50 @@ func (c *Conn) beginReceive() (MessageType, error) {
 	if err == nil {
 		return tp, nil
 	}
+	return 0, c.receiveFailed(err)
+}
+
+// awaitInput waits until there is input to receive from.  A connection
+// whose application waits for a message spends its idle time in here,
+// with the stack it has here: the call is kept as shallow as it can be,
+// so that the garbage collector can shrink the waiting goroutine's stack
+// to the smallest size.  On failure it gives the receiver token back and
+// returns the error for the application.
+func (c *Conn) awaitInput() error {
+	if c.in.r < c.in.w {
+		return nil
+	}
+	if err := c.fill(inputSize); err != nil {
+		return c.receiveFailed(err)
+	}
+	return nil
+}
+
+// receiveFailed handles an error met before a message began, for a
+// receive call that holds the receiver token and the read side: it gives
+// the token back and returns the error for the application.
+func (c *Conn) receiveFailed(err error) error {
 	if isTimeout(err) && !c.isClosingNow() {
 		// No byte of a message has been taken: the next receive
 		// can start where this one stopped.
 		c.releaseReceiver()
-		return 0, err
+		return err
 	}
 	// The token goes back only once closing is marked: no other
 	// receiver may read on from a stream that just broke.
 	c.failRead(err)
 	c.releaseReceiver()
-	return 0, ErrConnClosed
+	return ErrConnClosed
 }
 
 // acquireReceiver waits until the message before has been read to its
 // end, the connection closes, or the read deadline passes.
 func (c *Conn) acquireReceiver() error {
-	select {
-	case c.receiveTok <- struct{}{}:
-		return nil
-	default:
-	}
-	var expired <-chan time.Time
-	if deadline := c.currentReadDeadline(); !deadline.IsZero() {
-		timer := time.NewTimer(time.Until(deadline))
-		defer timer.Stop()
-		expired = timer.C
-	}
-	select {
-	case c.receiveTok <- struct{}{}:
-		return nil
-	case <-c.closing:
-		return ErrConnClosed
-	case <-expired:
-		return errDeadline("read")
-	}
+	return c.receiveTok.acquire(&c.closing, c.currentReadDeadline(), "read")
 }
 
 // releaseReceiver lets the next receiver in.
-func (c *Conn) releaseReceiver() { <-c.receiveTok }
+func (c *Conn) releaseReceiver() { c.receiveTok.release() }
 
 // ReceiveBinary reads the next message into buf and returns its length.
 // If the message is not binary, it is discarded and ErrMessageType is
@@ -106,6 +113,9 @@ func (c *Conn) ReceiveBinary(buf []byte) (n int, err error) {
 	}
 	c.lockRead()
 	defer c.unlockRead()
+	if err := c.awaitInput(); err != nil {
+		return 0, err
+	}
 	tp, err := c.beginReceive()
 	if err != nil {
 		return 0, err
@@ -143,6 +153,9 @@ func (c *Conn) ReceiveText(maxLength int) (string, error) {
 	}
 	c.lockRead()
 	defer c.unlockRead()
+	if err := c.awaitInput(); err != nil {
+		return "", err
+	}
 	tp, err := c.beginReceive()
 	if err != nil {
 		return "", err

@@ -91,17 +91,11 @@ func TestKeepAliveDropsSilentPeer(t *testing.T) {
 // over many intervals, also while neither application receives.
 func TestKeepAliveKeepsLivePeer(t *testing.T) {
 	checkGoroutines(t)
-	const interval = 30 * time.Millisecond
-	url, conns := closeServer(t, func(*Conn) {})
-	_ = url
-	srv := &Handler{PingInterval: interval, PongTimeout: interval, Handle: func(conn *Conn) {}}
-	var server *Conn
+	const interval, timeout = 50 * time.Millisecond, 150 * time.Millisecond
 	got := make(chan *Conn, 1)
-	srv.Handle = func(conn *Conn) { got <- conn }
-	u := startServer(t, srv)
-	client := dialTest(t, u, &DialOptions{PingInterval: interval, PongTimeout: interval})
-	server = <-got
-	_ = conns
+	u := startServer(t, &Handler{PingInterval: interval, PongTimeout: timeout, Handle: func(conn *Conn) { got <- conn }})
+	client := dialTest(t, u, &DialOptions{PingInterval: interval, PongTimeout: timeout})
+	server := <-got
 	time.Sleep(20 * interval)
 	if err := server.Err(); err != nil {
 		t.Fatalf("server side ended: %v", err)

@@ -86,11 +86,25 @@ type Handler struct {
 	// sets a deadline on top.
 	WriteTimeout time.Duration
 
-	conns        sync.Map // *Conn -> struct{}: the open connections
+	cfg          atomic.Pointer[settings] // shared by the connections while the fields stay
+	shards       [trackShards]connShard   // the open connections, see shutdown.go
 	open         atomic.Int64
+	lastURL      atomic.Pointer[url.URL] // the latest ResourceName, shared when the next is the same
+	lastOrigin   atomic.Pointer[url.URL]
 	shuttingDown atomic.Bool
 	drainedMu    sync.Mutex
 	drained      chan struct{} // closed when open drops to zero during Shutdown
+}
+
+// settings returns the tunables of the handler's connections, which
+// they share as long as the handler's fields stay the same.
+func (h *Handler) settings() *settings {
+	s := newSettings(h.ReadAhead, h.PingInterval, h.PongTimeout, h.WriteTimeout)
+	if cached := h.cfg.Load(); cached != nil && *cached == s {
+		return cached
+	}
+	h.cfg.Store(&s)
+	return &s
 }
 
 // handshakeError is a refused handshake: the HTTP status to answer with
@@ -151,7 +165,7 @@ func (h *Handler) run(conn *Conn) {
 // connection to a goroutine of its own and return, as ServeHTTP does.
 func (h *Handler) Upgrade(w http.ResponseWriter, req *http.Request) (*Conn, error) {
 	conn := &Conn{}
-	protocols, herr := checkRequest(req, conn)
+	protocols, herr := h.checkRequest(req, conn)
 	if herr == nil && h.shuttingDown.Load() {
 		herr = &handshakeError{http.StatusServiceUnavailable, "websocket: the server is shutting down"}
 	}
@@ -190,7 +204,7 @@ func (h *Handler) Upgrade(w http.ResponseWriter, req *http.Request) (*Conn, erro
 	if n := brw.Reader.Buffered(); n > 0 {
 		early, _ = brw.Reader.Peek(n)
 	}
-	conn.init(netConn, early, false, newSettings(h.ReadAhead, h.PingInterval, h.PongTimeout, h.WriteTimeout), h.ReadLimit)
+	conn.init(netConn, early, false, h.settings(), h.ReadLimit)
 	h.track(conn)
 	conn.start()
 	return conn, nil
@@ -198,7 +212,7 @@ func (h *Handler) Upgrade(w http.ResponseWriter, req *http.Request) (*Conn, erro
 
 // checkRequest checks the client's handshake and fills in the fields of
 // conn that describe it.  It returns the offered subprotocols.
-func checkRequest(req *http.Request, conn *Conn) ([]string, *handshakeError) {
+func (h *Handler) checkRequest(req *http.Request, conn *Conn) ([]string, *handshakeError) {
 	switch {
 	case req.Method != http.MethodGet:
 		return nil, &handshakeError{http.StatusMethodNotAllowed, "websocket: the handshake must use GET"}
@@ -221,16 +235,28 @@ func checkRequest(req *http.Request, conn *Conn) ([]string, *handshakeError) {
 	if req.TLS != nil {
 		scheme = "wss"
 	}
-	conn.ResourceName = &url.URL{Scheme: scheme, Host: req.Host, Path: req.URL.Path, RawPath: req.URL.RawPath, RawQuery: req.URL.RawQuery}
+	conn.ResourceName = shareURL(&h.lastURL, &url.URL{Scheme: scheme, Host: req.Host, Path: req.URL.Path, RawPath: req.URL.RawPath, RawQuery: req.URL.RawQuery})
 	if origin := req.Header.Get("Origin"); origin != "" {
 		u, err := url.Parse(origin)
 		if err != nil {
 			return nil, &handshakeError{http.StatusBadRequest, "websocket: invalid Origin header"}
 		}
-		conn.Origin = u
+		conn.Origin = shareURL(&h.lastOrigin, u)
 	}
 	conn.RemoteAddr = req.RemoteAddr
 	return headerTokens(req.Header, "Sec-WebSocket-Protocol"), nil
+}
+
+// shareURL returns the URL in last if it is the same as u, else u,
+// which it keeps in last.  Connections share their URLs, which are
+// read-only, so that thousands of connections to one endpoint from one
+// origin keep two URLs rather than thousands.
+func shareURL(last *atomic.Pointer[url.URL], u *url.URL) *url.URL {
+	if prev := last.Load(); prev != nil && *prev == *u {
+		return prev
+	}
+	last.Store(u)
+	return u
 }
 
 // checkAccess asks h.AccessOk whether the client may connect and checks

@@ -4,25 +4,62 @@ import (
 	"context"
 	"sync"
 	"time"
+	"unsafe"
 )
 
 // A Handler knows its open connections, like http.Server knows its own:
 // a connection joins the set when its handshake completes and leaves it
-// when it is finished.  The set is a sync.Map, so that connections come
-// and go without a lock shared by all.
+// when it is finished.  The set is sharded, each shard a list threaded
+// through the connections themselves, so that connections come and go
+// without a lock shared by all and without memory of the set's own.
+
+// trackShards is the number of shards of a Handler's connection set.
+const trackShards = 32
+
+// connShard is one shard of a Handler's connections.
+type connShard struct {
+	mu   sync.Mutex
+	head *Conn
+	_    [48]byte // a cache line of its own
+}
+
+// shard returns the shard that holds c.
+func (h *Handler) shard(c *Conn) *connShard {
+	return &h.shards[(uintptr(unsafe.Pointer(c))>>7)%trackShards]
+}
 
 // track adds a connection whose handshake just completed.
 func (h *Handler) track(c *Conn) {
 	c.handler = h
-	h.conns.Store(c, struct{}{})
+	s := h.shard(c)
+	s.mu.Lock()
+	c.trackNext = s.head
+	if s.head != nil {
+		s.head.trackPrev = c
+	}
+	s.head = c
+	s.mu.Unlock()
 	h.open.Add(1)
 }
 
 // untrack removes a finished connection.
 func (h *Handler) untrack(c *Conn) {
-	if _, ok := h.conns.LoadAndDelete(c); !ok {
-		return
+	s := h.shard(c)
+	s.mu.Lock()
+	if c.trackPrev == nil && s.head != c {
+		s.mu.Unlock()
+		return // not in the set
 	}
+	if c.trackPrev != nil {
+		c.trackPrev.trackNext = c.trackNext
+	} else {
+		s.head = c.trackNext
+	}
+	if c.trackNext != nil {
+		c.trackNext.trackPrev = c.trackPrev
+	}
+	c.trackPrev, c.trackNext = nil, nil
+	s.mu.Unlock()
 	if h.open.Add(-1) == 0 && h.shuttingDown.Load() {
 		h.drainedMu.Lock()
 		if h.drained != nil {
@@ -34,6 +71,20 @@ func (h *Handler) untrack(c *Conn) {
 		}
 		h.drainedMu.Unlock()
 	}
+}
+
+// openConns returns the handler's open connections.
+func (h *Handler) openConns() []*Conn {
+	var conns []*Conn
+	for i := range h.shards {
+		s := &h.shards[i]
+		s.mu.Lock()
+		for c := s.head; c != nil; c = c.trackNext {
+			conns = append(conns, c)
+		}
+		s.mu.Unlock()
+	}
+	return conns
 }
 
 // Shutdown closes the handler's connections gracefully: from now on it
@@ -65,15 +116,13 @@ func (h *Handler) Shutdown(ctx context.Context) error {
 	// Each close frame goes out from a goroutine of its own, so that
 	// a connection whose peer does not read delays no other.
 	var wg sync.WaitGroup
-	h.conns.Range(func(key, _ any) bool {
-		c := key.(*Conn)
+	for _, c := range h.openConns() {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			c.closeGracefully(StatusGoingAway, "server shutting down")
 		}()
-		return true
-	})
+	}
 	defer wg.Wait()
 
 	// Connections that finish leave the set; the last one closes
@@ -90,10 +139,9 @@ func (h *Handler) Shutdown(ctx context.Context) error {
 				return nil
 			}
 		case <-ctx.Done():
-			h.conns.Range(func(key, _ any) bool {
-				key.(*Conn).drop(errShutdownDropped)
-				return true
-			})
+			for _, c := range h.openConns() {
+				c.drop(errShutdownDropped)
+			}
 			return ctx.Err()
 		}
 	}

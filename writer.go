@@ -96,22 +96,8 @@ func (c *Conn) acquireSender() error {
 	if !c.usable() {
 		return ErrConnClosed
 	}
-	select {
-	case c.senderToken <- struct{}{}:
-	default:
-		var expired <-chan time.Time
-		if deadline := c.userWriteDeadline(); !deadline.IsZero() {
-			timer := time.NewTimer(time.Until(deadline))
-			defer timer.Stop()
-			expired = timer.C
-		}
-		select {
-		case c.senderToken <- struct{}{}:
-		case <-c.closing:
-			return ErrConnClosed
-		case <-expired:
-			return errDeadline("write")
-		}
+	if err := c.senderToken.acquire(&c.closing, c.userWriteDeadline(), "write"); err != nil {
+		return err
 	}
 	if c.isClosingNow() {
 		c.releaseSender()
@@ -120,7 +106,7 @@ func (c *Conn) acquireSender() error {
 	return nil
 }
 
-func (c *Conn) releaseSender() { <-c.senderToken }
+func (c *Conn) releaseSender() { c.senderToken.release() }
 
 // sendResult turns the result of a write into what a send returns:
 // nil, a passed write deadline that left the connection intact, or
@@ -299,7 +285,7 @@ type pendingPong struct {
 // until we read would make both sides wait forever.  So a busy writer is
 // left a pending pong, which it sends when it releases the lock.
 func (c *Conn) sendPong(payload []byte) {
-	if !c.queue.busy.Load() && c.writeMu.TryLock() {
+	if !c.queueBusy() && c.writeMu.TryLock() {
 		if !c.closeSent {
 			c.writeFrameLocked(true, wire.Pong, payload, false)
 		}
@@ -332,7 +318,7 @@ func (c *Conn) unlockWrite() {
 			c.releaseOut()
 		}
 		c.writeMu.Unlock()
-		if !c.pongWaiting.Load() || c.queue.busy.Load() || !c.writeMu.TryLock() {
+		if !c.pongWaiting.Load() || c.queueBusy() || !c.writeMu.TryLock() {
 			// Whoever drains the queue sends the pong after it.
 			return
 		}
@@ -360,7 +346,7 @@ func (c *Conn) writeFrameLocked(fin bool, op wire.Opcode, payload []byte, fresh 
 	if c.writeErr != nil {
 		return c.writeErr
 	}
-	if c.queue.busy.Load() {
+	if c.queueBusy() {
 		if err := c.writeQueuedLocked(); err != nil {
 			return err
 		}
@@ -402,7 +388,7 @@ func (c *Conn) writeHeldLocked(fin bool, op wire.Opcode, held, more []byte) erro
 	if c.writeErr != nil {
 		return c.writeErr
 	}
-	if c.queue.busy.Load() {
+	if c.queueBusy() {
 		if err := c.writeQueuedLocked(); err != nil {
 			return err
 		}
@@ -588,29 +574,29 @@ func (c *Conn) writeFailed(err error) error {
 // that makes no progress thus fails after between one and 1.125 times
 // the write timeout.  c.writeMu is held.
 func (c *Conn) refreshWriteDeadline() {
-	user := c.userWriteDeadline()
+	user := c.writeDeadline.Load()
 	target := c.netWriteDeadline
 	if t := c.cfg.writeTimeout; t > 0 {
-		now := time.Now()
-		if !c.netWriteByTimeout || c.netWriteDeadline.Sub(now) < t {
-			target = now.Add(t + t/8)
+		now := time.Now().UnixNano()
+		if !c.netWriteByTimeout || c.netWriteDeadline-now < int64(t) {
+			target = now + int64(t+t/8)
 		}
 		c.netWriteByTimeout = true
 	} else {
-		target = time.Time{}
+		target = 0
 		c.netWriteByTimeout = false
 	}
-	if !user.IsZero() && (target.IsZero() || user.Before(target)) {
+	if user != 0 && (target == 0 || user < target) {
 		target = user
 		c.netWriteByTimeout = false
 	}
-	if by := c.closeWriteBy; !by.IsZero() && (target.IsZero() || by.Before(target)) {
+	if by := c.closeWriteBy; by != 0 && (target == 0 || by < target) {
 		// Once the close frame is due, nothing waits longer.
 		target = by
 		c.netWriteByTimeout = false
 	}
-	if !target.Equal(c.netWriteDeadline) || c.writeDeadlineDirty.Swap(false) {
-		c.netConn.SetWriteDeadline(target)
+	if target != c.netWriteDeadline || c.writeDeadlineDirty.Swap(false) {
+		c.netConn.SetWriteDeadline(timeOf(target))
 		c.netWriteDeadline = target
 	}
 }

@@ -1,0 +1,37 @@
+package main
+
+import (
+	"io"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/gowebsock/websocket"
+)
+
+// ours echoes with the handler of this module's README: ReceiveMessage,
+// SendMessage and io.Copy, which streams any message.
+func init() {
+	servers["ours"] = func(ln net.Listener) error {
+		mux := http.NewServeMux()
+		mux.Handle("/ws", &websocket.Handler{Handle: oursEcho})
+		return (&http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}).Serve(ln)
+	}
+}
+
+func oursEcho(conn *websocket.Conn) {
+	defer conn.Close(websocket.StatusOK, "")
+	for {
+		tp, r, err := conn.ReceiveMessage()
+		if err != nil {
+			return
+		}
+		w, err := conn.SendMessage(tp)
+		if err != nil {
+			io.Copy(io.Discard, r)
+			return
+		}
+		io.Copy(w, r)
+		w.Close()
+	}
+}
