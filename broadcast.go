@@ -135,7 +135,6 @@ type queuedFrame struct {
 // sendShared sends f, taking over one reference to it: at once if the
 // socket takes it, else through the queue.
 func (c *Conn) sendShared(f *sharedFrame) error {
-	q := c.sendQueue()
 	if c.isClosingNow() {
 		f.release()
 		return ErrConnClosed
@@ -156,6 +155,7 @@ func (c *Conn) sendShared(f *sharedFrame) error {
 			return nil
 		}
 	}
+	q := c.sendQueue()
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if c.isClosingNow() {
@@ -185,19 +185,29 @@ func (c *Conn) sendShared(f *sharedFrame) error {
 // holds the sender token and the write lock.  If f goes out in part,
 // the rest is queued at the head here, before anyone else can write.
 func (c *Conn) writeNowLocked(f *sharedFrame) (int, error) {
-	q := c.queue.Load()
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if len(q.frames) > 0 || c.writeErr != nil || c.closeSent || c.outLen > 0 {
+	if c.writeErr != nil || c.closeSent || c.outLen > 0 {
 		return 0, nil
+	}
+	if q := c.queue.Load(); q != nil {
+		q.mu.Lock()
+		queued := len(q.frames) > 0
+		q.mu.Unlock()
+		if queued {
+			return 0, nil
+		}
 	}
 	n, err := c.rawWriteNow(f.frame)
 	if err != nil || n == 0 || n == len(f.frame) {
 		return n, err
 	}
-	// In part: the rest must come first.
+	// In part: the rest must come first, also before frames that
+	// other broadcasts queued meanwhile, which wait for the sender
+	// token that the caller holds.
+	q := c.sendQueue()
+	q.mu.Lock()
+	defer q.mu.Unlock()
 	f.refs.Add(1)
-	q.frames = append(q.frames, queuedFrame{f, n})
+	q.frames = append([]queuedFrame{{f, n}}, q.frames...)
 	q.bytes += len(f.frame) - n
 	q.busy.Store(true)
 	if !q.draining {

@@ -1,6 +1,8 @@
 // Package websocket implements the WebSocket protocol (RFC 6455) for
 // servers built on net/http, and a client that speaks to any RFC 6455
-// server.
+// server.  Its API is the one of seehuhn.de/go/websocket, with the same
+// names, semantics, error values and texts; everything else is added
+// beside it.
 //
 // A server installs a Handler at the URL that clients connect to:
 //
@@ -8,8 +10,8 @@
 //	http.Handle("/chat", ws)
 //
 // The Handle function runs once for every client that completed the
-// opening handshake.  It owns the connection and must close it when it
-// is done:
+// opening handshake, on a goroutine of its own.  It owns the connection
+// and must close it when it is done:
 //
 //	func serveChat(conn *websocket.Conn) {
 //		defer conn.Close(websocket.StatusOK, "")
@@ -24,18 +26,39 @@
 //		}
 //	}
 //
-// A client opens a connection with Dial and gets the same *Conn type:
+// An application that accepts connections in its own HTTP handler, where
+// the request is at hand, calls Handler.Upgrade instead.  A client opens a
+// connection with Dial and gets the same *Conn type:
 //
 //	conn, err := websocket.Dial(ctx, "ws://127.0.0.1:8080/chat", nil)
 //
-// An application goroutine that receives messages in a loop reads them
-// from the network itself; whenever no goroutine is receiving, the
-// connection's own goroutine reads on, so that pings are answered and
-// the peer's close frame is seen even while the application is busy
-// elsewhere.  Incoming messages are delivered one at a time and are
-// streamed, never buffered whole, so a message that nobody receives
-// holds up everything behind it, control frames included: an
-// application with no use for incoming messages should still receive
-// and discard them.  All methods of a Conn may be called from several
-// goroutines at once.
+// # Errors
+//
+// Once a connection has ended, every call on it returns ErrConnClosed
+// itself, so that err == ErrConnClosed holds; Conn.Err tells why it
+// ended.
+//
+// # Running for months
+//
+// Every wait has a bound that the application can set: keep-alive pings
+// (Handler.PingInterval, PongTimeout) drop a peer that vanished, read and
+// write deadlines (Conn.SetReadDeadline, SetWriteDeadline) bound single
+// calls, and the write timeout (Handler.WriteTimeout, 30 s by default)
+// ends a connection whose peer does not read.  Handler.Shutdown closes a
+// handler's connections gracefully.  BroadcastText and BroadcastBinary
+// send a message to many connections, encoded once, without waiting for
+// slow receivers.
+//
+// # The cost of a connection
+//
+// A goroutine that receives reads the network itself; while nobody
+// receives, the connection reads on by itself, so that pings are answered
+// and the peer's close is seen, holding up to Handler.ReadAhead bytes of
+// the messages that arrive meanwhile.  A connection thus needs no
+// goroutine of its own while its application receives, and at most one
+// while nobody does.  Buffers come from pools when data arrives and go
+// back when it has been handled: an idle connection holds none.
+//
+// All methods of a Conn may be called from several goroutines at once.
+// The examples show the main uses.
 package websocket

@@ -35,8 +35,8 @@ func TestReadme(t *testing.T) {
 		t.Fatal(err)
 	}
 	blocks := regexp.MustCompile("(?s)```go\n(.*?)```").FindAllStringSubmatch(string(readme), -1)
-	if len(blocks) < 3 {
-		t.Fatalf("README.md has %d Go blocks, want the echo server, the client and the AccessOk server", len(blocks))
+	if len(blocks) < 4 {
+		t.Fatalf("README.md has %d Go blocks, want the echo server, the client, the AccessOk server and the feed", len(blocks))
 	}
 
 	root, err := filepath.Abs(".")
@@ -124,6 +124,21 @@ func TestReadme(t *testing.T) {
 	_, err = websocket.Dial(ctx, chat, &websocket.DialOptions{Header: http.Header{"Origin": {"https://elsewhere.example"}}})
 	if !errors.Is(err, websocket.ErrBadHandshake) || !strings.Contains(err.Error(), "403 Forbidden") {
 		t.Errorf("the AccessOk sample let another origin in: %v", err)
+	}
+
+	// The news feed: a token lets a client in, and the news comes.
+	feed := "ws://" + ports["localhost:8082"] + "/feed"
+	if _, err := websocket.Dial(ctx, feed, nil); !errors.Is(err, websocket.ErrBadHandshake) || !strings.Contains(err.Error(), "401") {
+		t.Errorf("the feed without a token: %v", err)
+	}
+	conn, err = websocket.Dial(ctx, feed+"?token=let-me-in", nil)
+	if err != nil {
+		t.Fatalf("dialing the feed: %v", err)
+	}
+	defer conn.Close(websocket.StatusOK, "")
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if text, err := conn.ReceiveText(100); err != nil || !strings.HasPrefix(text, "it is ") {
+		t.Errorf("the feed said %q, %v", text, err)
 	}
 }
 

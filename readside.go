@@ -101,6 +101,14 @@ func (c *Conn) armIdle() {
 	}
 }
 
+// stopIdle stops the idle timer, as the application is about to receive:
+// an application that receives in a loop thus never has it fire.
+func (c *Conn) stopIdle() {
+	if c.idleArmed.Load() && c.idleTimer.Stop() {
+		c.idleArmed.Store(false)
+	}
+}
+
 // slowIdle makes the idle timer wait longer: it found the application
 // receiving.
 func (c *Conn) slowIdle() {

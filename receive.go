@@ -94,7 +94,11 @@ func (c *Conn) receiveFailed(err error) error {
 // acquireReceiver waits until the message before has been read to its
 // end, the connection closes, or the read deadline passes.
 func (c *Conn) acquireReceiver() error {
-	return c.receiveTok.acquire(&c.closing, c.currentReadDeadline(), "read")
+	if err := c.receiveTok.acquire(&c.closing, c.currentReadDeadline(), "read"); err != nil {
+		return err
+	}
+	c.stopIdle()
+	return nil
 }
 
 // releaseReceiver lets the next receiver in.
