@@ -80,7 +80,11 @@ type Conn struct {
 	netWriteByTimeout  bool          // netWriteDeadline is the write timeout's
 	closeWriteBy       int64         // the bound of writing the close frame
 	writer             messageWriter // handed out by SendMessage, reused
-	pongWaiting        atomic.Bool   // a pong waits for the write lock
+	inputPending       atomic.Bool   // the application has more input to read: see endFrameLocked
+	corked             atomic.Bool   // replies wait in out
+	corkArmed          bool
+	corkTimer          *time.Timer
+	pongWaiting        atomic.Bool // a pong waits for the write lock
 	pong               atomic.Pointer[pendingPong]
 	queue              atomic.Pointer[sendQueue] // made by the first broadcast
 

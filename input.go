@@ -3,6 +3,8 @@ package websocket
 import (
 	"errors"
 	"io"
+
+	"github.com/gowebsock/websocket/internal/wire"
 )
 
 // inputSize is the size of the buffer that a connection takes for its
@@ -20,7 +22,15 @@ type input struct {
 	// and whole data frames, all control frames among them having
 	// been handled and cut out.
 	scanned int
+	// size is the size of the buffer to take when data arrives: more
+	// than inputSize while the peer sends large frames, so that one
+	// read takes a whole frame.
+	size int
 }
+
+// maxInputSize bounds the input buffer that large frames make the
+// connection take, and inputSize is the least.
+const maxInputSize = holdSize + 2*wire.MaxHeaderSize
 
 // errInputFull means that the input holds as much as it may.
 var errInputFull = errors.New("websocket: input buffer full")
@@ -48,10 +58,20 @@ func (in *input) consume(n int) {
 // from the pool if there is none.  It is empty if the buffer is full.
 func (in *input) free() []byte {
 	if in.bufp == nil {
-		in.bufp = getBuffer(inputSize)
+		in.bufp = getBuffer(max(in.size, inputSize))
 		in.r, in.w, in.scanned = 0, 0, 0
 	}
 	return (*in.bufp)[in.w:]
+}
+
+// sizeFor adapts the size of the next input buffer to a data frame of
+// length bytes that just began.
+func (in *input) sizeFor(length int64) {
+	if length > inputSize {
+		in.size = int(min(length+2*wire.MaxHeaderSize, maxInputSize))
+	} else {
+		in.size = 0
+	}
 }
 
 // makeRoom makes sure that there is free room behind the unconsumed
@@ -91,7 +111,8 @@ func (in *input) release() {
 	if in.bufp != nil {
 		putBuffer(in.bufp)
 	}
-	*in = input{}
+	in.bufp = nil
+	in.r, in.w, in.scanned = 0, 0, 0
 }
 
 // preload puts bytes that were read before the connection started into
@@ -117,6 +138,7 @@ func (c *Conn) fill(limit int) error {
 	if err := c.in.makeRoom(limit); err != nil {
 		return err
 	}
+	c.beforeWait()
 	var n int
 	var err error
 	if c.rio != nil {
@@ -140,6 +162,7 @@ func (c *Conn) fill(limit int) error {
 // readNet reads from the network straight into p, bypassing the input
 // buffer, which must be empty.
 func (c *Conn) readNet(p []byte) (int, error) {
+	c.beforeWait()
 	var n int
 	var err error
 	if c.rio != nil {
@@ -153,6 +176,16 @@ func (c *Conn) readNet(p []byte) (int, error) {
 		err = nil // it comes back on the next read
 	}
 	return n, err
+}
+
+// beforeWait is called before a read that may wait for the network: the
+// input that the application was about to read is used up, so replies
+// held back for it go out now.
+func (c *Conn) beforeWait() {
+	if c.inputPending.Load() {
+		c.inputPending.Store(false)
+	}
+	c.flushCorked()
 }
 
 // netReadError returns the error of a read from a net.Conn as the read

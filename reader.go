@@ -226,6 +226,7 @@ func (c *Conn) endOfMessage() error {
 // acceptFrame makes h the current frame of the message being read, and
 // checks the message's size against the read limit.
 func (c *Conn) acceptFrame(h wire.Header) error {
+	c.in.sizeFor(h.Length)
 	c.msg.remaining = h.Length
 	c.msg.final = h.Fin
 	c.msg.masked = h.Masked

@@ -89,9 +89,20 @@ func (c *Conn) unlockRead() {
 	} else {
 		c.in.releaseIfEmpty()
 	}
+	c.inputPending.Store(c.moreInput())
 	c.releases.Add(1)
 	c.readMu.Unlock()
 	c.armIdle()
+}
+
+// moreInput reports whether the input holds more than the rest of the
+// current frame: requests that the application will read next.
+func (c *Conn) moreInput() bool {
+	n := int64(c.in.w - c.in.r)
+	if c.msg.active {
+		n -= min(n, c.msg.remaining)
+	}
+	return n > 0
 }
 
 // armIdle arms the idle timer, unless it is armed already.
@@ -153,6 +164,7 @@ func (c *Conn) readInBackground() {
 		c.deadlineMu.Lock()
 		c.bgReading = false
 		c.deadlineMu.Unlock()
+		c.inputPending.Store(false) // nobody is about to read it
 		if c.isClosingNow() {
 			c.in.release()
 		} else {

@@ -124,10 +124,13 @@ func (c *Conn) sendResult(err error) error {
 // hands it out for every message; it belongs to the sender token's
 // holder.
 type messageWriter struct {
-	c      *Conn
-	op     wire.Opcode // of the next frame: the message type, then continuation
-	bufp   *[]byte     // the held payload is (*bufp)[MaxHeaderSize:][:n]
-	n      int
+	c  *Conn
+	op wire.Opcode // of the next frame: the message type, then continuation
+	// The held payload is (*bufp)[off:off+n], with room for a header
+	// before it: off is MaxHeaderSize in a buffer of the writer's own,
+	// more in an input buffer that ReadFrom took over.
+	bufp   *[]byte
+	off, n int
 	closed bool
 	probe  [1]byte // for ReadFrom, to learn whether more is coming
 }
@@ -137,21 +140,21 @@ func (w *messageWriter) held() []byte {
 	if w.bufp == nil {
 		return nil
 	}
-	return (*w.bufp)[:wire.MaxHeaderSize+w.n]
+	return (*w.bufp)[w.off-wire.MaxHeaderSize : w.off+w.n]
 }
 
 // room returns the free room behind the held payload, taking a buffer
 // of at least need bytes of payload room if there is not enough.
 func (w *messageWriter) room(need int) []byte {
-	if w.bufp == nil || len(*w.bufp)-wire.MaxHeaderSize-w.n < need {
+	if w.bufp == nil || len(*w.bufp)-w.off-w.n < need {
 		bigger := getBuffer(wire.MaxHeaderSize + w.n + need)
 		if w.bufp != nil {
 			copy(*bigger, w.held())
 			putBuffer(w.bufp)
 		}
-		w.bufp = bigger
+		w.bufp, w.off = bigger, wire.MaxHeaderSize
 	}
-	return (*w.bufp)[wire.MaxHeaderSize+w.n:]
+	return (*w.bufp)[w.off+w.n:]
 }
 
 // check returns the error for a write to w, if any.
@@ -194,6 +197,11 @@ func (w *messageWriter) Write(p []byte) (int, error) {
 func (w *messageWriter) ReadFrom(r io.Reader) (int64, error) {
 	if err := w.check(); err != nil {
 		return 0, err
+	}
+	if mr, ok := r.(*messageReader); ok && w.n == 0 {
+		if n, ok := w.takeOver(mr); ok {
+			return int64(n), nil
+		}
 	}
 	var total int64
 	for {
@@ -266,9 +274,57 @@ func (w *messageWriter) Close() error {
 	if w.bufp != nil {
 		putBuffer(w.bufp)
 	}
-	w.bufp, w.n, w.closed = nil, 0, true
+	w.bufp, w.off, w.n, w.closed = nil, 0, 0, true
 	c.releaseSender()
 	return c.sendResult(err)
+}
+
+// takeOver is ReadFrom's fast way for the echo of a received message: if
+// what remains of it is the rest of one final frame of up to holdSize
+// bytes, it reads that into the source connection's input buffer,
+// unmasks and checks it there, and takes the buffer over as the held
+// payload, so that the message goes out without a copy, its header
+// written where the peer's header was.  The source gets a fresh buffer
+// for any bytes behind the frame.  It reports false, having consumed
+// nothing, if the message is not like that.
+func (w *messageWriter) takeOver(mr *messageReader) (int, bool) {
+	if mr.finished.Load() {
+		return 0, false
+	}
+	src := mr.c
+	src.lockRead()
+	defer src.unlockRead()
+	m := &src.msg
+	if mr.generation != m.generation || src.isClosingNow() || !m.active || !m.final || m.remaining > holdSize {
+		return 0, false
+	}
+	need := int(m.remaining)
+	for src.in.w-src.in.r < need {
+		if src.fill(need+src.in.r+inputSize) != nil {
+			return 0, false // Read meets the error again and handles it
+		}
+	}
+	if src.in.r < wire.MaxHeaderSize {
+		return 0, false // no room for our header before the payload
+	}
+	in := &src.in
+	payload := (*in.bufp)[in.r : in.r+need]
+	if _, err := src.payloadRead(payload); err != io.EOF {
+		src.failRead(err)
+		return 0, false // Read reports the end of the connection
+	}
+	if w.bufp != nil {
+		putBuffer(w.bufp)
+	}
+	w.bufp, w.off, w.n = in.bufp, in.r, need
+	rest := (*in.bufp)[in.r+need : in.w]
+	in.bufp = nil
+	in.r, in.w, in.scanned = 0, 0, 0
+	if len(rest) > 0 {
+		in.preload(rest)
+	}
+	src.endMessage(mr)
+	return need, true
 }
 
 // pendingPong is the payload of a pong that the read side could not send
@@ -313,9 +369,14 @@ func (c *Conn) sendPong(payload []byte) {
 // the two always sends it.
 func (c *Conn) unlockWrite() {
 	for {
-		if c.isClosingNow() {
+		if c.isClosingNow() && c.closeSent {
 			c.outLen = 0
 			c.releaseOut()
+		} else if c.outLen > 0 && c.writeErr == nil && !c.inputPending.Load() {
+			// The rule of coalescing: whoever lets go of the
+			// lock sends what waits, unless the application is
+			// about to read more requests that are here already.
+			c.flushOut(nil, false)
 		}
 		c.writeMu.Unlock()
 		if !c.pongWaiting.Load() || c.queueBusy() || !c.writeMu.TryLock() {
@@ -362,11 +423,12 @@ func (c *Conn) writeFrameLocked(fin bool, op wire.Opcode, payload []byte, fresh 
 	}
 	first := wire.FirstByte(fin, 0, op)
 	size := wire.HeaderSize(int64(len(payload)), c.client)
+	mark := c.outLen
 	if !c.client && len(payload) >= writevMin {
 		out := c.outRoom(size)
 		wire.PutHeader(out, first, false, key, int64(len(payload)))
 		c.outLen += size
-		return c.flushOut(payload, fresh)
+		return c.withdrawOnTimeout(mark, c.flushOut(payload, fresh))
 	}
 	if c.client && len(payload) > maskChunk {
 		return c.writeMaskedLocked(first, key, payload)
@@ -378,7 +440,70 @@ func (c *Conn) writeFrameLocked(fin bool, op wire.Opcode, payload []byte, fresh 
 		wire.Mask(key, 0, out[n:n+len(payload)])
 	}
 	c.outLen += size + len(payload)
+	return c.withdrawOnTimeout(mark, c.endFrameLocked(op, fresh))
+}
+
+// withdrawOnTimeout takes a frame out of the output again if a write
+// deadline passed before any of it went out, which leaves the connection
+// intact; mark is where the frame began.
+func (c *Conn) withdrawOnTimeout(mark int, err error) error {
+	if err != nil && c.writeErr == nil {
+		c.outLen = mark
+	}
+	return err
+}
+
+// Coalescing, as uWebSockets' corking does: while the application is
+// about to read requests that have arrived already (a pipelining peer),
+// the replies wait in the output buffer and go out together.  They go out
+// when the application has read what was there (at the next release of
+// the write lock), before the read side would wait for the network, when
+// corkLimit bytes wait, or when corkDelay has passed, whichever is
+// first.  A lone request finds no other input waiting, so its reply goes
+// out at once.
+const (
+	corkDelay    = 200 * time.Microsecond
+	corkLimit    = 32 << 10
+	corkFrameMax = inputSize // larger frames are never held back
+)
+
+// endFrameLocked ends a frame that was put into the output buffer: it
+// goes out at once, with whatever waits before it, or waits there with
+// the other replies.  c.writeMu is held.
+func (c *Conn) endFrameLocked(op wire.Opcode, fresh bool) error {
+	if op != wire.Close && c.outLen < corkLimit && c.inputPending.Load() {
+		c.corked.Store(true)
+		if !c.corkArmed {
+			c.corkArmed = true
+			if c.corkTimer == nil {
+				c.corkTimer = time.AfterFunc(corkDelay, c.onCorkDelay)
+			} else {
+				c.corkTimer.Reset(corkDelay)
+			}
+		}
+		return nil
+	}
 	return c.flushOut(nil, fresh)
+}
+
+// onCorkDelay sends what waits in the output buffer once corkDelay has
+// passed.
+func (c *Conn) onCorkDelay() {
+	c.writeMu.Lock()
+	c.corkArmed = false
+	if c.outLen > 0 && c.writeErr == nil {
+		c.flushOut(nil, false)
+	}
+	c.unlockWrite()
+}
+
+// flushCorked sends held replies before the read side waits for the
+// network.  The caller has cleared inputPending first: if somebody holds
+// the write lock, it sends them when it lets go.
+func (c *Conn) flushCorked() {
+	if c.corked.Load() && c.writeMu.TryLock() {
+		c.unlockWrite()
+	}
 }
 
 // writeHeldLocked sends a frame whose payload is held[MaxHeaderSize:],
@@ -412,19 +537,23 @@ func (c *Conn) writeHeldLocked(fin bool, op wire.Opcode, held, more []byte) erro
 	start := wire.MaxHeaderSize - size
 	wire.PutHeader(held[start:], wire.FirstByte(fin, 0, op), c.client, key, length)
 	frame := held[start:]
-	if more == nil && c.outLen > 0 && len(frame) <= inputSize {
-		// Small, behind frames already waiting: join them.
+	fresh := op != wire.Continuation
+	mark := c.outLen
+	if more == nil && len(frame) <= corkFrameMax {
+		// Small: it joins the output buffer, and may wait there
+		// with other replies.
 		copy(c.outRoom(len(frame)), frame)
 		c.outLen += len(frame)
-		return c.flushOut(nil, false)
+		return c.withdrawOnTimeout(mark, c.endFrameLocked(op, fresh))
+	}
+	if more == nil {
+		// Large: out with what waits, in one writev.
+		return c.withdrawOnTimeout(mark, c.flushOut(frame, fresh))
 	}
 	if err := c.flushOut(nil, false); err != nil {
 		return err
 	}
-	if more == nil {
-		return c.writeNet(frame, nil, op != wire.Continuation)
-	}
-	return c.writeNet(frame, more, op != wire.Continuation)
+	return c.writeNet(frame, more, fresh)
 }
 
 // writeMaskedLocked sends a large client frame, masking its payload in
@@ -474,6 +603,11 @@ func (c *Conn) releaseOut() {
 // flushOut writes the waiting output, followed by more if not nil, and
 // gives the buffer back.  c.writeMu is held.
 func (c *Conn) flushOut(more []byte, fresh bool) error {
+	if c.corkArmed {
+		c.corkTimer.Stop()
+		c.corkArmed = false
+	}
+	c.corked.Store(false)
 	if c.outLen == 0 && more == nil {
 		return nil
 	}
@@ -482,6 +616,11 @@ func (c *Conn) flushOut(more []byte, fresh bool) error {
 		out = (*c.out)[:c.outLen]
 	}
 	err := c.writeNet(out, more, fresh)
+	if err != nil && c.writeErr == nil {
+		// A deadline passed before anything went out: the output
+		// stays, for the caller to withdraw its part of it.
+		return err
+	}
 	c.outLen = 0
 	c.releaseOut()
 	return err

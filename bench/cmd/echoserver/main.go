@@ -50,6 +50,7 @@ func main() {
 	statsMux := http.NewServeMux()
 	statsMux.HandleFunc("/stats", serveStats)
 	statsMux.HandleFunc("/debug/pprof/", pprof.Index)
+	statsMux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	go http.Serve(statsLn, statsMux)
 	fmt.Printf("echo %s stats %s\n", ln.Addr(), statsLn.Addr())
 	log.Fatal(serve(ln))
