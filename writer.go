@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -462,10 +463,16 @@ func (c *Conn) withdrawOnTimeout(mark int, err error) error {
 // first.  A lone request finds no other input waiting, so its reply goes
 // out at once.
 const (
-	corkDelay    = 200 * time.Microsecond
 	corkLimit    = 32 << 10
 	corkFrameMax = inputSize // larger frames are never held back
 )
+
+// corkDelay is the longest that replies wait, in nanoseconds: 200 µs.
+// It is a variable so that tests can change it, atomic since
+// connections of earlier tests may still run.
+var corkDelay atomic.Int64
+
+func init() { corkDelay.Store(int64(200 * time.Microsecond)) }
 
 // endFrameLocked ends a frame that was put into the output buffer: it
 // goes out at once, with whatever waits before it, or waits there with
@@ -475,10 +482,11 @@ func (c *Conn) endFrameLocked(op wire.Opcode, fresh bool) error {
 		c.corked.Store(true)
 		if !c.corkArmed {
 			c.corkArmed = true
+			d := time.Duration(corkDelay.Load())
 			if c.corkTimer == nil {
-				c.corkTimer = time.AfterFunc(corkDelay, c.onCorkDelay)
+				c.corkTimer = time.AfterFunc(d, c.onCorkDelay)
 			} else {
-				c.corkTimer.Reset(corkDelay)
+				c.corkTimer.Reset(d)
 			}
 		}
 		return nil
