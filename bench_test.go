@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -101,3 +102,123 @@ func BenchmarkReceiveMessage(b *testing.B) {
 		})
 	}
 }
+
+// replayServer returns a server connection that reads the message
+// stream forever from a replayConn.
+func replayServer(stream []byte) (*Conn, *replayConn) {
+	rc := &replayConn{stream: stream}
+	conn := &Conn{}
+	conn.init(rc, nil, false, defaultSettings(), 0)
+	conn.start()
+	return conn, rc
+}
+
+// BenchmarkReceive measures the three receive calls on 1 KiB messages,
+// from a network that never waits.  ReceiveText allocates the string it
+// returns, and nothing else.
+func BenchmarkReceive(b *testing.B) {
+	text := bytes.Repeat([]byte("κόσμε ab"), 1024/10)[:1024]
+	for _, tc := range []struct {
+		name    string
+		op      opcode
+		receive func(c *Conn, buf []byte) error
+	}{
+		{"ReceiveMessage", opBinary, func(c *Conn, buf []byte) error {
+			_, r, err := c.ReceiveMessage()
+			for err == nil {
+				_, err = r.Read(buf)
+			}
+			if err == io.EOF {
+				err = nil
+			}
+			return err
+		}},
+		{"ReceiveBinary", opBinary, func(c *Conn, buf []byte) error {
+			_, err := c.ReceiveBinary(buf)
+			return err
+		}},
+		{"ReceiveText", opText, func(c *Conn, buf []byte) error {
+			_, err := c.ReceiveText(len(buf))
+			return err
+		}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			var stream []byte
+			for len(stream) < 1<<20 {
+				stream = append(stream, encodeFrame(0x80|byte(tc.op), text, true)...)
+			}
+			conn, rc := replayServer(stream)
+			buf := make([]byte, 4096)
+			b.SetBytes(int64(len(text)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := tc.receive(conn, buf); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.StopTimer()
+			rc.Close()
+			conn.Close(StatusOK, "")
+		})
+	}
+}
+
+// BenchmarkSend measures the send calls to a network that takes
+// everything at once.
+func BenchmarkSend(b *testing.B) {
+	for _, size := range []int{16, 1024, 64 << 10} {
+		payload := bytes.Repeat([]byte("a"), size)
+		text := string(payload)
+		for _, tc := range []struct {
+			name string
+			send func(c *Conn) error
+		}{
+			{"SendText", func(c *Conn) error { return c.SendText(text) }},
+			{"SendBinary", func(c *Conn) error { return c.SendBinary(payload) }},
+			{"SendMessage", func(c *Conn) error {
+				w, err := c.SendMessage(Binary)
+				if err != nil {
+					return err
+				}
+				w.Write(payload)
+				return w.Close()
+			}},
+		} {
+			b.Run(fmt.Sprintf("%s/%dB", tc.name, size), func(b *testing.B) {
+				rc := &sinkConn{closed: make(chan struct{})}
+				conn := &Conn{}
+				conn.init(rc, nil, false, defaultSettings(), 0)
+				conn.start()
+				b.SetBytes(int64(size))
+				b.ReportAllocs()
+				for b.Loop() {
+					if err := tc.send(conn); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.StopTimer()
+				rc.Close()
+				conn.Close(StatusOK, "")
+			})
+		}
+	}
+}
+
+// sinkConn is a net.Conn that swallows what it is sent and has nothing
+// to read until it is closed.
+type sinkConn struct {
+	net.Conn // not used; satisfies the rest of the interface
+	closed   chan struct{}
+	once     sync.Once
+}
+
+func (s *sinkConn) Read(p []byte) (int, error) {
+	<-s.closed
+	return 0, net.ErrClosed
+}
+
+func (s *sinkConn) Write(p []byte) (int, error)      { return len(p), nil }
+func (s *sinkConn) Close() error                     { s.once.Do(func() { close(s.closed) }); return nil }
+func (s *sinkConn) SetDeadline(time.Time) error      { return nil }
+func (s *sinkConn) SetReadDeadline(time.Time) error  { return nil }
+func (s *sinkConn) SetWriteDeadline(time.Time) error { return nil }

@@ -634,9 +634,15 @@ func (c *Conn) flushOut(more []byte, fresh bool) error {
 	return err
 }
 
-// buffersPool holds the two-element net.Buffers of writev, which would
-// otherwise be allocated for every large write.
-var buffersPool = sync.Pool{New: func() any { return new(net.Buffers) }}
+// vectors are the two-element net.Buffers of writev.  WriteTo consumes
+// the slice it is given, so each keeps the array under it; they are
+// pooled, so that a large write allocates nothing.
+type vectors struct {
+	array [2][]byte
+	bufs  net.Buffers
+}
+
+var vectorsPool = sync.Pool{New: func() any { return new(vectors) }}
 
 // writeNet writes b, followed by more if not nil, to the network.  The
 // write is bounded by the write timeout, which a write that makes
@@ -667,13 +673,14 @@ func (c *Conn) writeNet(b, more []byte, fresh bool) error {
 		case more == nil:
 			n, err = c.netConn.Write(b[written:])
 		default:
-			bufs := buffersPool.Get().(*net.Buffers)
-			*bufs = append((*bufs)[:0], b[written:], more)
+			v := vectorsPool.Get().(*vectors)
+			v.array = [2][]byte{b[written:], more}
+			v.bufs = v.array[:]
 			var n64 int64
-			n64, err = bufs.WriteTo(c.netConn)
+			n64, err = v.bufs.WriteTo(c.netConn)
 			n = int(n64)
-			*bufs = (*bufs)[:0]
-			buffersPool.Put(bufs)
+			v.array, v.bufs = [2][]byte{}, nil
+			vectorsPool.Put(v)
 		}
 		written += n
 		if err == nil {
