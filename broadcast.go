@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
-	"time"
 	"unsafe"
 
 	"github.com/gowebsock/websocket/internal/wire"
@@ -116,15 +115,19 @@ func (f *sharedFrame) release() {
 }
 
 // sendQueue holds the broadcast frames that a connection could not write
-// at once.  Its head may be a frame that was written in part: it must be
-// completed before any other frame.  While the queue is not empty, a
-// goroutine of the connection writes it out (draining).
+// at once.  They are whole messages, so they go out between messages
+// only, by whoever holds the sender token: the goroutine that drains the
+// queue, or a sender before its own message.  The head may be a frame
+// that went out in part, which happens only between messages: it must be
+// completed before any other frame, control frames included, and may be
+// completed by anyone who holds the write lock.
 type sendQueue struct {
 	mu       sync.Mutex
 	frames   []queuedFrame
 	bytes    int
-	draining bool
+	draining bool        // a drainQueue goroutine runs
 	busy     atomic.Bool // frames are queued: a quick check without mu
+	partial  atomic.Bool // the head went out in part
 }
 
 type queuedFrame struct {
@@ -210,6 +213,7 @@ func (c *Conn) writeNowLocked(f *sharedFrame) (int, error) {
 	q.frames = append([]queuedFrame{{f, n}}, q.frames...)
 	q.bytes += len(f.frame) - n
 	q.busy.Store(true)
+	q.partial.Store(true)
 	if !q.draining {
 		q.draining = true
 		go c.drainQueue()
@@ -220,34 +224,61 @@ func (c *Conn) writeNowLocked(f *sharedFrame) (int, error) {
 // tryAcquireSender takes the sender token if nobody holds it.
 func (c *Conn) tryAcquireSender() bool { return c.senderToken.tryAcquire() }
 
-// drainQueue writes the queue out, on a goroutine of its own, waiting for
-// the message being sent, if any, to end first.
+// drainQueue writes the queue out, on a goroutine of its own: a frame
+// that went out in part at once, the others once no message is being
+// sent.
 func (c *Conn) drainQueue() {
-	if c.senderToken.acquire(&c.closing, time.Time{}, "write") != nil {
-		c.queue.Load().discard()
-		return
+	q := c.queue.Load()
+	for {
+		c.writeMu.Lock()
+		err := c.writeQueuedLocked(false)
+		c.unlockWrite()
+		if err == nil {
+			err = c.senderToken.acquire(&c.closing, nil, "write")
+			if err == nil {
+				c.writeMu.Lock()
+				err = c.writeQueuedLocked(true)
+				c.unlockWrite()
+				c.releaseSender()
+			}
+		}
+		q.mu.Lock()
+		if err != nil || len(q.frames) == 0 {
+			q.draining = false
+			q.mu.Unlock()
+			if err != nil {
+				q.discard()
+			}
+			return
+		}
+		q.mu.Unlock() // more came meanwhile
 	}
-	c.writeMu.Lock()
-	c.writeQueuedLocked()
-	c.unlockWrite()
-	c.releaseSender()
 }
 
-// writeQueuedLocked writes the queued frames out, blocking as needed;
-// c.writeMu is held.  Every writer calls it before its own frame, so
-// that frames keep their order and a frame written in part is completed
-// first.
-func (c *Conn) writeQueuedLocked() error {
+// writeQueuedLocked writes queued frames out, blocking as needed;
+// c.writeMu is held.  With all, the caller holds the sender token
+// between messages, and the whole queue goes out; else only the rest of
+// a frame that went out in part.  Every writer calls it before its own
+// frame, so that frames keep their order.
+func (c *Conn) writeQueuedLocked(all bool) error {
 	q := c.queue.Load()
 	for {
 		// Take the head out, and with it its reference: discard,
 		// when the connection ends meanwhile, then leaves it to us.
 		q.mu.Lock()
-		if len(q.frames) == 0 {
-			q.frames = nil
-			q.draining = false
-			q.busy.Store(false)
+		if len(q.frames) == 0 || (!all && q.frames[0].off == 0) {
+			if len(q.frames) == 0 {
+				q.frames = nil
+				q.busy.Store(false)
+			}
+			q.partial.Store(false)
 			q.mu.Unlock()
+			return nil
+		}
+		if c.closeSent && q.frames[0].off == 0 {
+			// No message may follow the close frame.
+			q.mu.Unlock()
+			q.discard()
 			return nil
 		}
 		head := q.frames[0]
@@ -285,6 +316,13 @@ func (c *Conn) queueBusy() bool {
 	return q != nil && q.busy.Load()
 }
 
+// queuePartial reports whether a frame that went out in part waits to be
+// completed, before any other frame.
+func (c *Conn) queuePartial() bool {
+	q := c.queue.Load()
+	return q != nil && q.partial.Load()
+}
+
 // discard drops whatever is queued, when the connection ends.  q may be
 // nil.
 func (q *sendQueue) discard() {
@@ -296,8 +334,9 @@ func (q *sendQueue) discard() {
 	for _, qf := range q.frames {
 		qf.f.release()
 	}
-	q.frames, q.bytes, q.draining = nil, 0, false
+	q.frames, q.bytes = nil, 0
 	q.busy.Store(false)
+	q.partial.Store(false)
 }
 
 // String describes the queue, for debugging.

@@ -405,6 +405,9 @@ func closeDeadline() time.Time {
 // closeTimeout, also for a data frame that is still being written.
 func (c *Conn) sendClose(payload []byte, shutdown bool) error {
 	deadline := closeDeadline()
+	// The bound holds from now on, also for a frame still being
+	// written: whoever writes does not renew its deadline past it.
+	c.closeWriteBy.CompareAndSwap(0, nanos(deadline))
 	c.netConn.SetWriteDeadline(deadline)
 	c.writeMu.Lock()
 	defer c.unlockWrite()
@@ -415,8 +418,7 @@ func (c *Conn) sendClose(payload []byte, shutdown bool) error {
 	if c.writeErr != nil {
 		return c.writeErr
 	}
-	c.closeWriteBy = nanos(deadline)
-	c.netWriteDeadline, c.netWriteByTimeout = c.closeWriteBy, false
+	c.netWriteDeadline, c.netWriteByTimeout = c.closeWriteBy.Load(), false
 	err := c.writeFrameLocked(true, wire.Close, payload, false)
 	if cw, ok := c.netConn.(interface{ CloseWrite() error }); ok && shutdown && err == nil {
 		cw.CloseWrite()

@@ -78,7 +78,7 @@ type Conn struct {
 	writeDeadlineDirty atomic.Bool   // SetWriteDeadline set the network's
 	netWriteDeadline   int64         // in Unix nanoseconds, see deadline.go
 	netWriteByTimeout  bool          // netWriteDeadline is the write timeout's
-	closeWriteBy       int64         // the bound of writing the close frame
+	closeWriteBy       atomic.Int64  // the bound of writing the close frame, set before the lock is had
 	writer             messageWriter // handed out by SendMessage, reused
 	inputPending       atomic.Bool   // the application has more input to read: see endFrameLocked
 	corked             atomic.Bool   // replies wait in out

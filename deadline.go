@@ -29,6 +29,7 @@ func (c *Conn) SetReadDeadline(t time.Time) error {
 		// An application goroutine may be waiting in a read now.
 		c.setNetReadDeadlineLocked(c.readDeadline)
 	}
+	c.receiveTok.wakeWaiters() // or for the message before its own
 	return nil
 }
 
@@ -56,6 +57,7 @@ func (c *Conn) SetWriteDeadline(t time.Time) error {
 		return ErrConnClosed
 	}
 	c.writeDeadline.Store(nanos(t))
+	c.senderToken.wakeWaiters() // a send may wait for the message before its own
 	// A send may be waiting in a write now; the next write sets the
 	// deadline anew from both bounds.
 	c.writeDeadlineDirty.Store(true)

@@ -26,6 +26,10 @@ type input struct {
 	// than inputSize while the peer sends large frames, so that one
 	// read takes a whole frame.
 	size int
+	// end says that the input ends at w: the background reader met
+	// the peer's close frame there.  The messages before it can still
+	// be received.
+	end bool
 }
 
 // maxInputSize bounds the input buffer that large frames make the
@@ -135,6 +139,9 @@ func (in *input) cut(from, to int) {
 // to limit bytes.  It returns errInputFull, having read nothing, if the
 // input holds limit bytes already.
 func (c *Conn) fill(limit int) error {
+	if c.in.end {
+		return errEOF // nothing more counts
+	}
 	if err := c.in.makeRoom(limit); err != nil {
 		return err
 	}
@@ -162,6 +169,9 @@ func (c *Conn) fill(limit int) error {
 // readNet reads from the network straight into p, bypassing the input
 // buffer, which must be empty.
 func (c *Conn) readNet(p []byte) (int, error) {
+	if c.in.end {
+		return 0, errEOF
+	}
 	c.beforeWait()
 	var n int
 	var err error

@@ -48,7 +48,7 @@ func (r *messageReader) Read(p []byte) (int, error) {
 	c := r.c
 	c.lockRead()
 	defer c.unlockRead()
-	if r.generation != c.msg.generation || c.isClosingNow() {
+	if r.generation != c.msg.generation || c.receiveEnded() {
 		return 0, ErrConnClosed
 	}
 	if len(p) == 0 {

@@ -84,15 +84,34 @@ func (c *Conn) setNetReadDeadlineLocked(deadline int64) {
 // unlockRead gives the read side back, and arms the timer that starts
 // the background reader should nobody take it again.
 func (c *Conn) unlockRead() {
-	if c.isClosingNow() {
-		c.in.release()
-	} else {
-		c.in.releaseIfEmpty()
-	}
+	c.settleInput()
 	c.inputPending.Store(c.moreInput())
 	c.releases.Add(1)
 	c.readMu.Unlock()
 	c.armIdle()
+}
+
+// settleInput gives the input buffer back when it is no longer needed,
+// as its owner lets go of the read side: when it is empty, or when the
+// connection is finished, unless it holds messages from before the
+// peer's close frame.  While closing, it keeps the input for whoever
+// completes the closing handshake: the peer's close frame may be in it.
+func (c *Conn) settleInput() {
+	switch {
+	case c.in.end && c.in.r < c.in.w:
+	case c.done.isSet():
+		c.in.release()
+	case c.isClosingNow():
+	default:
+		c.in.releaseIfEmpty()
+	}
+}
+
+// receiveEnded reports whether receiving has come to its end: the
+// connection is closing and holds no message from before the peer's
+// close frame.  The caller owns the read side.
+func (c *Conn) receiveEnded() bool {
+	return c.isClosingNow() && !(c.in.end && c.in.r < c.in.w)
 }
 
 // moreInput reports whether the input holds more than the rest of the
@@ -165,11 +184,7 @@ func (c *Conn) readInBackground() {
 		c.bgReading = false
 		c.deadlineMu.Unlock()
 		c.inputPending.Store(false) // nobody is about to read it
-		if c.isClosingNow() {
-			c.in.release()
-		} else {
-			c.in.releaseIfEmpty()
-		}
+		c.settleInput()
 	}()
 	for {
 		if err := c.scanInput(); err != nil {
@@ -243,6 +258,12 @@ func (c *Conn) scanInput() error {
 		}
 		err = c.handleControl(h, buf[pos+n:end])
 		in.cut(pos, end)
+		if err == errPeerClosed {
+			// Nothing after the close frame counts (RFC 6455,
+			// section 1.4); the messages before it can still be
+			// received.
+			in.w, in.end = pos, true
+		}
 		if err != nil {
 			return err
 		}

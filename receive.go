@@ -47,7 +47,7 @@ func (c *Conn) ReceiveMessage() (MessageType, io.Reader, error) {
 // the receiver token and the read side.  On failure it gives the token
 // back and returns the error for the application.
 func (c *Conn) beginReceive() (MessageType, error) {
-	if c.isClosingNow() {
+	if c.receiveEnded() {
 		c.releaseReceiver()
 		return 0, ErrConnClosed
 	}
@@ -65,6 +65,9 @@ func (c *Conn) beginReceive() (MessageType, error) {
 // to the smallest size.  On failure it gives the receiver token back and
 // returns the error for the application.
 func (c *Conn) awaitInput() error {
+	if c.receiveEnded() {
+		return c.receiveFailed(ErrConnClosed)
+	}
 	if c.in.r < c.in.w {
 		return nil
 	}
@@ -94,7 +97,7 @@ func (c *Conn) receiveFailed(err error) error {
 // acquireReceiver waits until the message before has been read to its
 // end, the connection closes, or the read deadline passes.
 func (c *Conn) acquireReceiver() error {
-	if err := c.receiveTok.acquire(&c.closing, c.currentReadDeadline(), "read"); err != nil {
+	if err := c.receiveTok.acquire(&c.closing, c.currentReadDeadline, "read"); err != nil {
 		return err
 	}
 	c.stopIdle()

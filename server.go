@@ -207,6 +207,11 @@ func (h *Handler) Upgrade(w http.ResponseWriter, req *http.Request) (*Conn, erro
 	conn.init(netConn, early, false, h.settings(), h.ReadLimit)
 	h.track(conn)
 	conn.start()
+	if h.shuttingDown.Load() {
+		// The handshake began before Shutdown and was not refused;
+		// Shutdown may have listed its connections already.
+		go conn.closeGracefully(StatusGoingAway, "server shutting down")
+	}
 	return conn, nil
 }
 

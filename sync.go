@@ -74,30 +74,25 @@ func (t *token) tryAcquire() bool { return t.held.CompareAndSwap(false, true) }
 // release gives the token back and wakes whoever waits for it.
 func (t *token) release() {
 	t.held.Store(false)
-	if t.waiters.Load() > 0 {
-		t.mu.Lock()
-		if t.wake != nil {
-			close(t.wake)
-			t.wake = nil
-		}
-		t.mu.Unlock()
-	}
+	t.wakeWaiters()
 }
 
-// acquire waits for the token until closing fires or the deadline, if
-// not zero, passes; op names the operation in the deadline's error.
-func (t *token) acquire(closing *event, deadline time.Time, op string) error {
+// acquire waits for the token until closing fires or the deadline that
+// deadline returns, if any and not zero, passes; op names the operation
+// in the deadline's error.  The deadline is read anew whenever the
+// waiters are woken, so that wakeWaiters can tell them of a new one.
+func (t *token) acquire(closing *event, deadline func() time.Time, op string) error {
 	if t.tryAcquire() {
 		return nil
 	}
 	t.waiters.Add(1)
 	defer t.waiters.Add(-1)
-	var expired <-chan time.Time
-	if !deadline.IsZero() {
-		timer := time.NewTimer(time.Until(deadline))
-		defer timer.Stop()
-		expired = timer.C
-	}
+	var timer *time.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
 	for {
 		// The wake channel is taken before trying again, so that a
 		// release after the try closes it.
@@ -110,6 +105,20 @@ func (t *token) acquire(closing *event, deadline time.Time, op string) error {
 		if t.tryAcquire() {
 			return nil
 		}
+		var expired <-chan time.Time
+		if deadline != nil {
+			if d := deadline(); !d.IsZero() {
+				if !time.Now().Before(d) {
+					return errDeadline(op)
+				}
+				if timer == nil {
+					timer = time.NewTimer(time.Until(d))
+				} else {
+					timer.Reset(time.Until(d))
+				}
+				expired = timer.C
+			}
+		}
 		select {
 		case <-wake:
 		case <-closing.done():
@@ -117,5 +126,18 @@ func (t *token) acquire(closing *event, deadline time.Time, op string) error {
 		case <-expired:
 			return errDeadline(op)
 		}
+	}
+}
+
+// wakeWaiters wakes the token's waiters, for them to read their deadline
+// anew.
+func (t *token) wakeWaiters() {
+	if t.waiters.Load() > 0 {
+		t.mu.Lock()
+		if t.wake != nil {
+			close(t.wake)
+			t.wake = nil
+		}
+		t.mu.Unlock()
 	}
 }

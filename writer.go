@@ -97,7 +97,7 @@ func (c *Conn) acquireSender() error {
 	if !c.usable() {
 		return ErrConnClosed
 	}
-	if err := c.senderToken.acquire(&c.closing, c.userWriteDeadline(), "write"); err != nil {
+	if err := c.senderToken.acquire(&c.closing, c.userWriteDeadline, "write"); err != nil {
 		return err
 	}
 	if c.isClosingNow() {
@@ -184,6 +184,7 @@ func (w *messageWriter) Write(p []byte) (int, error) {
 	// Send what is held and most of p as one frame; hold the tail, so
 	// that Close has something to end the message with.
 	tail := min(len(p), 4096)
+	w.room(0) // the room for the frame's header, also when nothing is held
 	if err := w.flush(p[:len(p)-tail]); err != nil {
 		return 0, err
 	}
@@ -242,16 +243,18 @@ func (w *messageWriter) ReadFrom(r io.Reader) (int64, error) {
 
 // flush sends what is held, followed by more, as a fragment.
 func (w *messageWriter) flush(more []byte) error {
-	c := w.c
-	c.writeMu.Lock()
-	err := c.writeHeldLocked(false, w.op, w.held(), more)
-	c.unlockWrite()
+	err := w.c.writeHeld(false, w.op, w.held(), more)
 	w.op = wire.Continuation
 	w.n = 0
-	if err != nil {
-		return c.sendResult(err)
-	}
-	return nil
+	return err
+}
+
+// writeHeld sends a frame of a message writer under the write lock, and
+// returns the result for the application.
+func (c *Conn) writeHeld(fin bool, op wire.Opcode, held, more []byte) error {
+	c.writeMu.Lock()
+	defer c.unlockWrite()
+	return c.sendResult(c.writeHeldLocked(fin, op, held, more))
 }
 
 // Close sends what is held as the last frame of the message, ending it.
@@ -265,19 +268,12 @@ func (w *messageWriter) Close() error {
 		return nil
 	}
 	c := w.c
-	c.writeMu.Lock()
-	held := w.held()
-	if held == nil {
-		held = make([]byte, wire.MaxHeaderSize) // an empty message
-	}
-	err := c.writeHeldLocked(true, w.op, held, nil)
-	c.unlockWrite()
-	if w.bufp != nil {
-		putBuffer(w.bufp)
-	}
+	w.room(0) // the room for the header, also of an empty message
+	err := c.writeHeld(true, w.op, w.held(), nil)
+	putBuffer(w.bufp)
 	w.bufp, w.off, w.n, w.closed = nil, 0, 0, true
 	c.releaseSender()
-	return c.sendResult(err)
+	return err
 }
 
 // takeOver is ReadFrom's fast way for the echo of a received message: if
@@ -342,7 +338,7 @@ type pendingPong struct {
 // until we read would make both sides wait forever.  So a busy writer is
 // left a pending pong, which it sends when it releases the lock.
 func (c *Conn) sendPong(payload []byte) {
-	if !c.queueBusy() && c.writeMu.TryLock() {
+	if !c.queuePartial() && c.writeMu.TryLock() {
 		if !c.closeSent {
 			c.writeFrameLocked(true, wire.Pong, payload, false)
 		}
@@ -380,8 +376,9 @@ func (c *Conn) unlockWrite() {
 			c.flushOut(nil, false)
 		}
 		c.writeMu.Unlock()
-		if !c.pongWaiting.Load() || c.queueBusy() || !c.writeMu.TryLock() {
-			// Whoever drains the queue sends the pong after it.
+		if !c.pongWaiting.Load() || c.queuePartial() || !c.writeMu.TryLock() {
+			// Whoever completes the frame that went out in part
+			// sends the pong after it.
 			return
 		}
 		if !c.pongWaiting.Swap(false) {
@@ -408,8 +405,11 @@ func (c *Conn) writeFrameLocked(fin bool, op wire.Opcode, payload []byte, fresh 
 	if c.writeErr != nil {
 		return c.writeErr
 	}
+	if c.closeSent && op != wire.Close {
+		return ErrConnClosed // no frame may follow the close frame
+	}
 	if c.queueBusy() {
-		if err := c.writeQueuedLocked(); err != nil {
+		if err := c.writeQueuedLocked(op == wire.Text || op == wire.Binary); err != nil {
 			return err
 		}
 	}
@@ -521,8 +521,11 @@ func (c *Conn) writeHeldLocked(fin bool, op wire.Opcode, held, more []byte) erro
 	if c.writeErr != nil {
 		return c.writeErr
 	}
+	if c.closeSent {
+		return ErrConnClosed // no frame may follow the close frame
+	}
 	if c.queueBusy() {
-		if err := c.writeQueuedLocked(); err != nil {
+		if err := c.writeQueuedLocked(op != wire.Continuation); err != nil {
 			return err
 		}
 	}
@@ -744,7 +747,7 @@ func (c *Conn) refreshWriteDeadline() {
 		target = user
 		c.netWriteByTimeout = false
 	}
-	if by := c.closeWriteBy; by != 0 && (target == 0 || by < target) {
+	if by := c.closeWriteBy.Load(); by != 0 && (target == 0 || by < target) {
 		// Once the close frame is due, nothing waits longer.
 		target = by
 		c.netWriteByTimeout = false
