@@ -305,7 +305,7 @@ func (c *Conn) closeRead() {
 	for !c.hasPeerClosed() && c.skipFrame() == nil {
 	}
 	if c.hasPeerClosed() && c.client {
-		for c.in.consume(len(c.in.buffered())); c.fill(inputSize) == nil; c.in.consume(len(c.in.buffered())) {
+		for c.in.consume(len(c.in.buffered())); c.fill(0) == nil; c.in.consume(len(c.in.buffered())) {
 		}
 	}
 	c.finish()
@@ -318,7 +318,7 @@ func (c *Conn) skipFrame() error {
 	if c.msg.remaining > 0 {
 		b := c.in.buffered()
 		if len(b) == 0 {
-			return c.fill(inputSize)
+			return c.fill(0)
 		}
 		n := int(min(int64(len(b)), c.msg.remaining))
 		c.in.consume(n)

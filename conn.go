@@ -84,7 +84,8 @@ type Conn struct {
 	corked             atomic.Bool   // replies wait in out
 	corkArmed          bool
 	corkTimer          *time.Timer
-	pongWaiting        atomic.Bool // a pong waits for the write lock
+	pongWaiting        atomic.Bool // a pong waits to be sent, see sendPong
+	pingWaiting        atomic.Bool // a ping waits to be sent
 	pong               atomic.Pointer[pendingPong]
 	queue              atomic.Pointer[sendQueue] // made by the first broadcast
 

@@ -30,6 +30,9 @@ type input struct {
 	// the peer's close frame there.  The messages before it can still
 	// be received.
 	end bool
+	// room bounds what the read in progress may add, so that the
+	// input holds no more than the limit of fill.
+	room int
 }
 
 // maxInputSize bounds the input buffer that large frames make the
@@ -65,7 +68,11 @@ func (in *input) free() []byte {
 		in.bufp = getBuffer(max(in.size, inputSize))
 		in.r, in.w, in.scanned = 0, 0, 0
 	}
-	return (*in.bufp)[in.w:]
+	free := (*in.bufp)[in.w:]
+	if len(free) > in.room {
+		free = free[:in.room]
+	}
+	return free
 }
 
 // sizeFor adapts the size of the next input buffer to a data frame of
@@ -83,6 +90,9 @@ func (in *input) sizeFor(length int64) {
 // input being at most limit bytes.  It returns errInputFull if the
 // input already holds limit bytes.
 func (in *input) makeRoom(limit int) error {
+	if in.w-in.r >= limit {
+		return errInputFull
+	}
 	if in.bufp == nil || in.w < len(*in.bufp) {
 		return nil
 	}
@@ -92,9 +102,6 @@ func (in *input) makeRoom(limit int) error {
 		in.scanned -= in.r
 		in.r, in.w = 0, n
 		return nil
-	}
-	if len(buf) >= limit {
-		return errInputFull
 	}
 	bigger := getBuffer(min(2*len(buf), limit))
 	in.w = copy(*bigger, buf[:in.w])
@@ -136,15 +143,20 @@ func (in *input) cut(from, to int) {
 }
 
 // fill reads more from the network into the input, which may grow up
-// to limit bytes.  It returns errInputFull, having read nothing, if the
-// input holds limit bytes already.
+// to limit bytes; 0 means the size for the frames that arrive.  It
+// returns errInputFull, having read nothing, if the input holds limit
+// bytes already.
 func (c *Conn) fill(limit int) error {
 	if c.in.end {
 		return errEOF // nothing more counts
 	}
+	if limit == 0 {
+		limit = max(c.in.size, inputSize)
+	}
 	if err := c.in.makeRoom(limit); err != nil {
 		return err
 	}
+	c.in.room = limit - (c.in.w - c.in.r)
 	c.beforeWait()
 	var n int
 	var err error

@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"sync/atomic"
 	"time"
-
-	"github.com/gowebsock/websocket/internal/wire"
 )
 
 // Keep-alive: a connection that has received nothing for the ping
@@ -77,16 +75,6 @@ func (c *Conn) onKeepAlive() {
 		c.graceShift.Store(0)
 		c.readInBackground()
 		c.readMu.Unlock()
-	}
-}
-
-// sendPing sends an empty ping.  It waits for the write lock, bounded
-// by the write timeout of whoever holds it.
-func (c *Conn) sendPing() {
-	c.writeMu.Lock()
-	defer c.unlockWrite()
-	if !c.closeSent {
-		c.writeFrameLocked(true, wire.Ping, nil, false)
 	}
 }
 

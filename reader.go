@@ -141,7 +141,7 @@ func (c *Conn) readPayload(p []byte) (int, error) {
 			return 0, err
 		}
 	} else {
-		if err := c.fill(inputSize); err != nil {
+		if err := c.fill(0); err != nil {
 			return 0, err
 		}
 		n = copy(p, c.in.buffered())
@@ -191,7 +191,7 @@ func (c *Conn) skipPayload() (bool, error) {
 		}
 		b := c.in.buffered()
 		if len(b) == 0 {
-			if err := c.fill(inputSize); err != nil {
+			if err := c.fill(0); err != nil {
 				return skipped, err
 			}
 			continue
@@ -245,7 +245,11 @@ func (c *Conn) acceptFrame(h wire.Header) error {
 }
 
 func (c *Conn) tooLarge() error {
-	return &closeError{code: StatusTooLarge, reason: fmt.Sprintf("message exceeds the limit of %d bytes", c.readLimit.Load())}
+	limit := c.readLimit.Load()
+	if limit <= 0 {
+		return &closeError{code: StatusTooLarge, reason: "message longer than 2^63 bytes"}
+	}
+	return &closeError{code: StatusTooLarge, reason: fmt.Sprintf("message exceeds the limit of %d bytes", limit)}
 }
 
 // nextDataFrame reads frame headers until one of a data frame comes,
@@ -261,7 +265,7 @@ func (c *Conn) nextDataFrame() (wire.Header, error) {
 			return h, err
 		}
 		if n == 0 {
-			if err := c.fill(inputSize); err != nil {
+			if err := c.fill(0); err != nil {
 				return h, err
 			}
 			continue
@@ -274,7 +278,7 @@ func (c *Conn) nextDataFrame() (wire.Header, error) {
 			return h, nil
 		}
 		if int64(len(b)-n) < h.Length {
-			if err := c.fill(inputSize); err != nil {
+			if err := c.fill(0); err != nil {
 				return h, err
 			}
 			continue

@@ -71,7 +71,7 @@ func (c *Conn) awaitInput() error {
 	if c.in.r < c.in.w {
 		return nil
 	}
-	if err := c.fill(inputSize); err != nil {
+	if err := c.fill(0); err != nil {
 		return c.receiveFailed(err)
 	}
 	return nil

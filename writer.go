@@ -324,27 +324,27 @@ func (w *messageWriter) takeOver(mr *messageReader) (int, bool) {
 	return need, true
 }
 
-// pendingPong is the payload of a pong that the read side could not send
-// at once because somebody held the write lock.  Answering only the
-// latest of several pings is allowed (RFC 6455, section 5.5.3).
+// pendingPong is the payload of a pong that waits to be sent.
+// Answering only the latest of several pings is allowed (RFC 6455,
+// section 5.5.3).
 type pendingPong struct {
 	mu      sync.Mutex
 	n       int
 	payload [wire.MaxControlPayload]byte
 }
 
-// sendPong answers a ping.  It must not wait for the write lock: the
-// read side calls it, and a writer blocked on a peer that does not read
-// until we read would make both sides wait forever.  So a busy writer is
-// left a pending pong, which it sends when it releases the lock.
+// Control frames from the read side (pongs) and from the keep-alive
+// timer (pings) never wait for the write side: a reader that waited for
+// a peer that does not read, until we read, would wait forever, and its
+// read deadline would not hold.  They are marked pending, and whoever
+// holds the write lock sends them: the goroutine that marked them if the
+// lock is free (without waiting for the network, see releaseNoWait), or
+// else the holder when it lets go (unlockWrite).  The marking comes
+// before the try of the lock, and the holder looks after letting go, so
+// that one of the two always sends them.
+
+// sendPong answers a ping.
 func (c *Conn) sendPong(payload []byte) {
-	if !c.queuePartial() && c.writeMu.TryLock() {
-		if !c.closeSent {
-			c.writeFrameLocked(true, wire.Pong, payload, false)
-		}
-		c.unlockWrite()
-		return
-	}
 	p := c.pong.Load()
 	if p == nil {
 		// Only the read side stores it, so there is no race.
@@ -355,43 +355,116 @@ func (c *Conn) sendPong(payload []byte) {
 	p.n = copy(p.payload[:], payload)
 	p.mu.Unlock()
 	c.pongWaiting.Store(true)
-	if c.writeMu.TryLock() {
-		c.unlockWrite()
+	c.sendControlSoon()
+}
+
+// sendPing sends an empty ping, for keep-alive.
+func (c *Conn) sendPing() {
+	c.pingWaiting.Store(true)
+	c.sendControlSoon()
+}
+
+// sendControlSoon sends the pending control frames now if the write lock
+// is free, without waiting for the network.  A frame that went out in
+// part must be completed first: whoever does that sends them after it.
+func (c *Conn) sendControlSoon() {
+	if !c.queuePartial() && c.writeMu.TryLock() {
+		c.releaseNoWait()
 	}
 }
 
-// unlockWrite releases the write lock, after sending a pong that the
-// read side left pending.  The read side marks the pong before it tries
-// the lock, and the holder looks for it after releasing, so that one of
-// the two always sends it.
-func (c *Conn) unlockWrite() {
-	for {
-		if c.isClosingNow() && c.closeSent {
-			c.outLen = 0
-			c.releaseOut()
-		} else if c.outLen > 0 && c.writeErr == nil && !c.inputPending.Load() {
-			// The rule of coalescing: whoever lets go of the
-			// lock sends what waits, unless the application is
-			// about to read more requests that are here already.
-			c.flushOut(nil, false)
-		}
-		c.writeMu.Unlock()
-		if !c.pongWaiting.Load() || c.queuePartial() || !c.writeMu.TryLock() {
-			// Whoever completes the frame that went out in part
-			// sends the pong after it.
-			return
-		}
-		if !c.pongWaiting.Swap(false) {
-			continue
-		}
+// controlWaiting reports whether control frames wait to be sent.
+func (c *Conn) controlWaiting() bool { return c.pongWaiting.Load() || c.pingWaiting.Load() }
+
+// appendControlLocked puts the pending control frames into the output
+// buffer, and reports whether there were any; c.writeMu is held.  They
+// go out at once, not held back with replies: a pong that waited would
+// be replaced by the next one.
+func (c *Conn) appendControlLocked() bool {
+	if c.closeSent {
+		// No frame may follow the close frame.
+		c.pongWaiting.Store(false)
+		c.pingWaiting.Store(false)
+		return false
+	}
+	if c.queuePartial() || !c.controlWaiting() {
+		return false
+	}
+	if c.pongWaiting.Swap(false) {
 		var payload [wire.MaxControlPayload]byte
 		p := c.pong.Load()
 		p.mu.Lock()
 		n := copy(payload[:], p.payload[:p.n])
 		p.mu.Unlock()
-		if !c.closeSent {
-			c.writeFrameLocked(true, wire.Pong, payload[:n], false)
+		c.appendFrameLocked(wire.FirstByte(true, 0, wire.Pong), payload[:n])
+	}
+	if c.pingWaiting.Swap(false) {
+		c.appendFrameLocked(wire.FirstByte(true, 0, wire.Ping), nil)
+	}
+	return true
+}
+
+// unlockWrite lets go of the write lock.  Before, it sends the pending
+// control frames and, by the rule of coalescing, what waits in the
+// output, unless the application is about to read more requests that
+// have arrived already.  The caller may wait for the network.
+func (c *Conn) unlockWrite() {
+	for {
+		urgent := c.appendControlLocked()
+		if c.isClosingNow() && c.closeSent {
+			c.outLen = 0
+			c.releaseOut()
+		} else if c.outLen > 0 && c.writeErr == nil && (urgent || !c.holdOutputLocked()) {
+			c.flushOut(nil, false)
 		}
+		c.writeMu.Unlock()
+		if !c.controlWaiting() || c.queuePartial() || !c.writeMu.TryLock() {
+			return
+		}
+	}
+}
+
+// releaseNoWait is unlockWrite for a goroutine that must not wait for
+// the network: the read side and the keep-alive timer.  What waits goes
+// out as far as the socket takes it at once; if more remains, a goroutine
+// of its own writes the rest and then lets go of the lock.
+func (c *Conn) releaseNoWait() {
+	for {
+		urgent := c.appendControlLocked()
+		if c.isClosingNow() && c.closeSent {
+			c.outLen = 0
+			c.releaseOut()
+		} else if c.outLen > 0 && c.writeErr == nil && (urgent || !c.holdOutputLocked()) {
+			if c.rio != nil {
+				n, err := c.rawWriteNow((*c.out)[:c.outLen])
+				if err != nil && !isTimeout(err) {
+					c.writeFailed(err)
+				} else {
+					c.consumeOut(n)
+				}
+			}
+			if c.outLen > 0 && c.writeErr == nil {
+				go c.unlockWrite() // it writes the rest, with the lock
+				return
+			}
+		}
+		c.writeMu.Unlock()
+		if !c.controlWaiting() || c.queuePartial() || !c.writeMu.TryLock() {
+			return
+		}
+	}
+}
+
+// consumeOut drops the first n bytes of the output, which went out.
+func (c *Conn) consumeOut(n int) {
+	if n == 0 {
+		return
+	}
+	out := *c.out
+	c.outLen = copy(out, out[n:c.outLen])
+	if c.outLen == 0 {
+		c.stopCork()
+		c.releaseOut()
 	}
 }
 
@@ -434,6 +507,23 @@ func (c *Conn) writeFrameLocked(fin bool, op wire.Opcode, payload []byte, fresh 
 	if c.client && len(payload) > maskChunk {
 		return c.writeMaskedLocked(first, key, payload)
 	}
+	c.appendFrameKeyLocked(first, key, payload)
+	return c.withdrawOnTimeout(mark, c.endFrameLocked(op, fresh))
+}
+
+// appendFrameLocked encodes a frame into the output buffer, masked with
+// a fresh key on a client, without writing it; c.writeMu is held.
+func (c *Conn) appendFrameLocked(first byte, payload []byte) {
+	var key [4]byte
+	if c.client {
+		rand.Read(key[:])
+	}
+	c.appendFrameKeyLocked(first, key, payload)
+}
+
+// appendFrameKeyLocked encodes a frame with the given masking key.
+func (c *Conn) appendFrameKeyLocked(first byte, key [4]byte, payload []byte) {
+	size := wire.HeaderSize(int64(len(payload)), c.client)
 	out := c.outRoom(size + len(payload))
 	n := wire.PutHeader(out, first, c.client, key, int64(len(payload)))
 	copy(out[n:], payload)
@@ -441,7 +531,6 @@ func (c *Conn) writeFrameLocked(fin bool, op wire.Opcode, payload []byte, fresh 
 		wire.Mask(key, 0, out[n:n+len(payload)])
 	}
 	c.outLen += size + len(payload)
-	return c.withdrawOnTimeout(mark, c.endFrameLocked(op, fresh))
 }
 
 // withdrawOnTimeout takes a frame out of the output again if a write
@@ -478,20 +567,39 @@ func init() { corkDelay.Store(int64(200 * time.Microsecond)) }
 // goes out at once, with whatever waits before it, or waits there with
 // the other replies.  c.writeMu is held.
 func (c *Conn) endFrameLocked(op wire.Opcode, fresh bool) error {
-	if op != wire.Close && c.outLen < corkLimit && c.inputPending.Load() {
-		c.corked.Store(true)
-		if !c.corkArmed {
-			c.corkArmed = true
-			d := time.Duration(corkDelay.Load())
-			if c.corkTimer == nil {
-				c.corkTimer = time.AfterFunc(d, c.onCorkDelay)
-			} else {
-				c.corkTimer.Reset(d)
-			}
-		}
+	if op != wire.Close && c.holdOutputLocked() {
 		return nil
 	}
 	return c.flushOut(nil, fresh)
+}
+
+// holdOutputLocked reports whether the output is to wait for more
+// replies, and sees that it waits no longer than corkDelay.  c.writeMu
+// is held.
+func (c *Conn) holdOutputLocked() bool {
+	if c.outLen >= corkLimit || !c.inputPending.Load() {
+		return false
+	}
+	c.corked.Store(true)
+	if !c.corkArmed {
+		c.corkArmed = true
+		d := time.Duration(corkDelay.Load())
+		if c.corkTimer == nil {
+			c.corkTimer = time.AfterFunc(d, c.onCorkDelay)
+		} else {
+			c.corkTimer.Reset(d)
+		}
+	}
+	return true
+}
+
+// stopCork notes that nothing waits in the output any more.
+func (c *Conn) stopCork() {
+	if c.corkArmed {
+		c.corkTimer.Stop()
+		c.corkArmed = false
+	}
+	c.corked.Store(false)
 }
 
 // onCorkDelay sends what waits in the output buffer once corkDelay has
@@ -510,7 +618,7 @@ func (c *Conn) onCorkDelay() {
 // the write lock, it sends them when it lets go.
 func (c *Conn) flushCorked() {
 	if c.corked.Load() && c.writeMu.TryLock() {
-		c.unlockWrite()
+		c.releaseNoWait()
 	}
 }
 
@@ -614,11 +722,7 @@ func (c *Conn) releaseOut() {
 // flushOut writes the waiting output, followed by more if not nil, and
 // gives the buffer back.  c.writeMu is held.
 func (c *Conn) flushOut(more []byte, fresh bool) error {
-	if c.corkArmed {
-		c.corkTimer.Stop()
-		c.corkArmed = false
-	}
-	c.corked.Store(false)
+	c.stopCork()
 	if c.outLen == 0 && more == nil {
 		return nil
 	}
