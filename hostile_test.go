@@ -87,6 +87,28 @@ func reportingHandle(out chan<- outcome, receive bool) func(*Conn) {
 	}
 }
 
+// writeWhole writes b in writes of step each, completing one that its
+// deadline cut off, so that a flooding peer's stream stays whole frames
+// (a frame broken off would have the server read garbage).  It stops
+// early when stop is closed, and returns the first error other than a
+// deadline's.
+func writeWhole(conn net.Conn, b []byte, step time.Duration, stop <-chan struct{}) error {
+	for len(b) > 0 {
+		select {
+		case <-stop:
+			return net.ErrClosed
+		default:
+		}
+		conn.SetWriteDeadline(time.Now().Add(step))
+		n, err := conn.Write(b)
+		b = b[n:]
+		if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+			return err
+		}
+	}
+	return nil
+}
+
 // awaitOutcome waits for a handler's report.
 func awaitOutcome(t *testing.T, out <-chan outcome, timeout time.Duration) outcome {
 	t.Helper()
@@ -94,7 +116,8 @@ func awaitOutcome(t *testing.T, out <-chan outcome, timeout time.Duration) outco
 	case o := <-out:
 		return o
 	case <-time.After(timeout):
-		t.Fatalf("the server's handler did not finish within %v", timeout)
+		buf := make([]byte, 1<<20)
+		t.Fatalf("the server's handler did not finish within %v; goroutines:\n%s", timeout, buf[:runtime.Stack(buf, true)])
 	}
 	return outcome{}
 }
@@ -678,8 +701,11 @@ func TestHostilePingFloodNoRead(t *testing.T) {
 			}
 			reportingHandle(out, mode != "idle")(c)
 		}})
+		// The peer keeps its default receive buffer: one much smaller
+		// than a loopback segment drops the server's segments, and
+		// with them the window updates they carry, which stalls the
+		// flood for the seconds of TCP's retransmission backoff.
 		p := dialRaw(t, url, nil)
-		p.conn.(*net.TCPConn).SetReadBuffer(4096)
 		base := liveHeap()
 		var peak atomic.Uint64
 		ping := frame(true, opPing, strings.Repeat("x", 125))
@@ -692,10 +718,16 @@ func TestHostilePingFloodNoRead(t *testing.T) {
 		go func() {
 			defer close(floodDone)
 			end := time.Now().Add(15 * time.Second)
+			// A write cut off by its deadline is completed by the
+			// next, so that the stream stays whole frames.
+			rest := batch
 			for time.Now().Before(end) {
 				p.conn.SetWriteDeadline(time.Now().Add(200 * time.Millisecond))
-				n, err := p.conn.Write(batch)
+				n, err := p.conn.Write(rest)
 				sent.Add(int64(n))
+				if rest = rest[n:]; len(rest) == 0 {
+					rest = batch
+				}
 				var ms runtime.MemStats
 				runtime.ReadMemStats(&ms)
 				if ms.HeapAlloc > peak.Load() {
@@ -1386,8 +1418,7 @@ func TestHostileNoReadSend(t *testing.T) {
 					return
 				default:
 				}
-				p.conn.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
-				if _, err := p.conn.Write(ping); err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+				if writeWhole(p.conn, ping, 100*time.Millisecond, stopPings) != nil {
 					return
 				}
 			}
@@ -1814,8 +1845,7 @@ func TestHostileShutdownMisbehaving(t *testing.T) {
 		go func() {
 			ping := frame(true, opPing, strings.Repeat("x", 125))
 			for range 200000 {
-				pinger.conn.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
-				if _, err := pinger.conn.Write(ping); err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+				if writeWhole(pinger.conn, ping, 100*time.Millisecond, nil) != nil {
 					return
 				}
 			}
