@@ -49,6 +49,11 @@ func BroadcastBinary(ctx context.Context, conns []*Conn, msg []byte) map[int]err
 func broadcast(ctx context.Context, conns []*Conn, op wire.Opcode, payload []byte) map[int]error {
 	errs := make(map[int]error)
 	var shared *sharedFrame // for server connections, made on first use
+	// Compressed, once per level, for the connections that compress it
+	// without context takeover; with it, a message must be compressed
+	// in the connection's own order, so they are sent it uncompressed,
+	// which RFC 7692 allows.
+	var compressed [12]*sharedFrame
 	for i, c := range conns {
 		if i%64 == 0 {
 			if err := ctx.Err(); err != nil {
@@ -63,9 +68,20 @@ func broadcast(ctx context.Context, conns []*Conn, op wire.Opcode, payload []byt
 			continue
 		}
 		var f *sharedFrame
-		if c.client {
+		switch d := c.dfl; {
+		case c.client:
 			f = newSharedFrame(op, payload, true) // masked: its own
-		} else {
+		case d.compresses(len(payload)) && !d.writeTakeover:
+			slot := &compressed[d.level+2]
+			if *slot == nil {
+				if *slot = newDeflatedFrame(op, payload, d.level); *slot == nil {
+					errs[i] = ErrConnClosed // compress/flate failed
+					continue
+				}
+			}
+			f = *slot
+			f.refs.Add(1)
+		default:
 			if shared == nil {
 				shared = newSharedFrame(op, payload, false)
 			}
@@ -79,7 +95,31 @@ func broadcast(ctx context.Context, conns []*Conn, op wire.Opcode, payload []byt
 	if shared != nil {
 		shared.release() // the broadcaster's own reference
 	}
+	for _, f := range compressed {
+		if f != nil {
+			f.release()
+		}
+	}
 	return errs
+}
+
+// newDeflatedFrame encodes a server frame of a message compressed at the
+// given level, with one reference; nil if compress/flate failed.
+func newDeflatedFrame(op wire.Opcode, payload []byte, level int) *sharedFrame {
+	d := &deflate{level: level}
+	held, err := d.compress(payload)
+	if err != nil {
+		d.endMessage()
+		return nil
+	}
+	size := wire.HeaderSize(int64(len(held)-wire.MaxHeaderSize), false)
+	start := wire.MaxHeaderSize - size
+	wire.PutHeader(held[start:], wire.FirstByte(true, wire.RSV1, op), false, [4]byte{}, int64(len(held)-wire.MaxHeaderSize))
+	f := &sharedFrame{bufp: d.out.bufp, frame: held[start:]}
+	f.refs.Store(1)
+	d.out.bufp = nil // the frame owns the buffer now
+	d.endMessage()
+	return f
 }
 
 // sharedFrame is an encoded frame on its way to one or more connections.

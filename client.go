@@ -44,6 +44,12 @@ type DialOptions struct {
 	// when to set one.
 	ReadLimit int64
 
+	// EnableCompression offers permessage-deflate (RFC 7692) to the
+	// server, tuned by CompressionOptions; see the fields of the same
+	// names in Handler.
+	EnableCompression  bool
+	CompressionOptions CompressionOptions
+
 	// ReadAhead, PingInterval, PongTimeout and WriteTimeout work as
 	// the fields of the same names in Handler: the read-ahead bound
 	// (zero means 64 KiB), keep-alive (off while PingInterval is zero)
@@ -182,6 +188,10 @@ func clientHandshake(ctx context.Context, netConn net.Conn, u *url.URL, opts *Di
 	if err != nil {
 		return nil, err
 	}
+	dfl, err := checkExtensions(resp, opts)
+	if err != nil {
+		return nil, err
+	}
 	if !stop() {
 		return nil, handshakeFailure(ctx, context.Cause(ctx))
 	}
@@ -198,6 +208,7 @@ func clientHandshake(ctx context.Context, netConn net.Conn, u *url.URL, opts *Di
 	}
 	cfg := newSettings(opts.ReadAhead, opts.PingInterval, opts.PongTimeout, opts.WriteTimeout)
 	conn.init(netConn, early, true, &cfg, opts.ReadLimit)
+	conn.dfl = dfl
 	conn.start()
 	return conn, nil
 }
@@ -209,6 +220,9 @@ func writeRequest(bw *bufio.Writer, u *url.URL, key string, opts *DialOptions) {
 	fmt.Fprintf(bw, "Sec-WebSocket-Key: %s\r\n", key)
 	if len(opts.Subprotocols) > 0 {
 		fmt.Fprintf(bw, "Sec-WebSocket-Protocol: %s\r\n", strings.Join(opts.Subprotocols, ", "))
+	}
+	if opts.EnableCompression {
+		fmt.Fprintf(bw, "Sec-WebSocket-Extensions: %s\r\n", deflateOffer(&opts.CompressionOptions))
 	}
 	opts.Header.WriteSubset(bw, handshakeFields)
 	bw.WriteString("\r\n")
@@ -224,14 +238,31 @@ func checkResponse(resp *http.Response, key string, offered []string) (string, e
 		return "", fmt.Errorf("websocket: %w: missing \"Connection: upgrade\" in the response", ErrBadHandshake)
 	case resp.Header.Get("Sec-WebSocket-Accept") != acceptKey(key):
 		return "", fmt.Errorf("websocket: %w: wrong Sec-WebSocket-Accept in the response", ErrBadHandshake)
-	case len(headerTokens(resp.Header, "Sec-WebSocket-Extensions")) > 0:
-		return "", fmt.Errorf("websocket: %w: the server chose an extension that was not offered", ErrBadHandshake)
 	}
 	protocol := resp.Header.Get("Sec-WebSocket-Protocol")
 	if protocol != "" && !slices.Contains(offered, protocol) {
 		return "", fmt.Errorf("websocket: %w: the server chose subprotocol %q, which was not offered", ErrBadHandshake, protocol)
 	}
 	return protocol, nil
+}
+
+// checkExtensions checks the extensions that the server's response
+// chose: none, or permessage-deflate as the client offered it.
+func checkExtensions(resp *http.Response, opts *DialOptions) (*deflate, error) {
+	exts, err := parseExtensions(resp.Header)
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("websocket: %w: %v", ErrBadHandshake, err)
+	case len(exts) == 0:
+		return nil, nil
+	case !opts.EnableCompression:
+		return nil, fmt.Errorf("websocket: %w: the server chose an extension that was not offered", ErrBadHandshake)
+	}
+	n, err := checkDeflateAnswer(exts, &opts.CompressionOptions)
+	if err != nil {
+		return nil, fmt.Errorf("websocket: %w: %v", ErrBadHandshake, err)
+	}
+	return newDeflate(&opts.CompressionOptions, n), nil
 }
 
 // refusalBodyTimeout bounds the wait for the body of a refusal, which

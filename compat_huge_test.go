@@ -29,7 +29,7 @@ const hugeMessageSize = 4<<30 + 1
 // It moves 8 GiB over loopback, so it is skipped with -short and under
 // the race detector; .ci/run runs it on its own, without -race.
 func TestCompatHugeMessage(t *testing.T) {
-	if testing.Short() || raceEnabled {
+	if testing.Short() || websocket.RaceEnabled {
 		t.Skip("moves 8 GiB; run without -short and -race")
 	}
 	srv := httptest.NewServer(&websocket.Handler{Handle: echo})

@@ -89,7 +89,8 @@ type Conn struct {
 	pong               atomic.Pointer[pendingPong]
 	queue              atomic.Pointer[sendQueue] // made by the first broadcast
 
-	ka *keepAlive // nil while keep-alive is off
+	ka  *keepAlive // nil while keep-alive is off
+	dfl *deflate   // permessage-deflate, nil if not agreed on
 
 	// Closing state, guarded by stateMu.  closing fires when the
 	// connection starts closing, done when it is fully closed.

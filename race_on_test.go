@@ -1,7 +1,7 @@
 //go:build race
 
-package websocket_test
+package websocket
 
-// raceEnabled tells tests that the race detector slows everything down
-// by an order of magnitude.
-const raceEnabled = true
+// RaceEnabled tells the tests of both packages that the race detector
+// slows everything down by an order of magnitude.
+const RaceEnabled = true

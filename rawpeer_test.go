@@ -19,6 +19,7 @@ type rawPeer struct {
 	t    *testing.T
 	conn net.Conn
 	br   *bufio.Reader
+	resp *http.Response // the server's answer to the handshake
 }
 
 // testKey and testAccept are the example handshake of RFC 6455,
@@ -32,6 +33,13 @@ const (
 // early (frames, say) in the same write as the request.
 func dialRaw(t *testing.T, wsURL string, early []byte) *rawPeer {
 	t.Helper()
+	return dialRawWith(t, wsURL, early, "")
+}
+
+// dialRawWith is dialRaw with extra header fields for the request, each
+// ending in CRLF.
+func dialRawWith(t *testing.T, wsURL string, early []byte, extra string) *rawPeer {
+	t.Helper()
 	hostPath := strings.TrimPrefix(wsURL, "ws://")
 	host, path, _ := strings.Cut(hostPath, "/")
 	conn, err := net.DialTimeout("tcp", host, 5*time.Second)
@@ -41,7 +49,7 @@ func dialRaw(t *testing.T, wsURL string, early []byte) *rawPeer {
 	t.Cleanup(func() { conn.Close() })
 	conn.SetDeadline(time.Now().Add(10 * time.Second))
 	req := fmt.Sprintf("GET /%s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
-		"Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\nOrigin: http://example.com\r\n\r\n", path, host, testKey)
+		"Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\nOrigin: http://example.com\r\n%s\r\n", path, host, testKey, extra)
 	if _, err := conn.Write(append([]byte(req), early...)); err != nil {
 		t.Fatal(err)
 	}
@@ -53,6 +61,7 @@ func dialRaw(t *testing.T, wsURL string, early []byte) *rawPeer {
 	if resp.StatusCode != http.StatusSwitchingProtocols || resp.Header.Get("Sec-WebSocket-Accept") != testAccept {
 		t.Fatalf("handshake answered %s, accept %q", resp.Status, resp.Header.Get("Sec-WebSocket-Accept"))
 	}
+	p.resp = resp
 	return p
 }
 
@@ -105,12 +114,27 @@ func (p *rawPeer) write(frames ...[]byte) {
 
 // readFrame reads one unmasked frame from the server.
 func (p *rawPeer) readFrame() (fin bool, op opcode, payload []byte, err error) {
-	var hdr [2]byte
+	hdr, payload, err := p.readHeaderAndPayload()
+	return hdr[0]&0x80 != 0, opcode(hdr[0] & 0x0f), payload, err
+}
+
+// readRawFrame reads one frame and returns its first two header bytes,
+// RSV bits and all, and its payload.
+func (p *rawPeer) readRawFrame() ([2]byte, []byte) {
+	p.t.Helper()
+	hdr, payload, err := p.readHeaderAndPayload()
+	if err != nil {
+		p.t.Fatalf("reading a frame: %v", err)
+	}
+	return hdr, payload
+}
+
+func (p *rawPeer) readHeaderAndPayload() (hdr [2]byte, payload []byte, err error) {
 	if _, err = io.ReadFull(p.br, hdr[:]); err != nil {
 		return
 	}
 	if hdr[1]&0x80 != 0 {
-		return false, 0, nil, fmt.Errorf("server sent a masked frame")
+		return hdr, nil, fmt.Errorf("server sent a masked frame")
 	}
 	n := uint64(hdr[1] & 0x7f)
 	switch n {
@@ -128,7 +152,7 @@ func (p *rawPeer) readFrame() (fin bool, op opcode, payload []byte, err error) {
 	}
 	payload = make([]byte, n)
 	_, err = io.ReadFull(p.br, payload)
-	return hdr[0]&0x80 != 0, opcode(hdr[0] & 0x0f), payload, err
+	return hdr, payload, err
 }
 
 // readMessage reads a data message, skipping nothing: control frames

@@ -23,6 +23,11 @@ type inbound struct {
 	keyPos    int   // position of the next payload byte within the key
 	size      int64 // payload bytes announced so far, for the read limit
 	utf8      wire.UTF8Validator
+	// compressed marks a message of permessage-deflate (RSV1 on its
+	// first frame), whose payload is read through the decompressor;
+	// inflated counts its bytes after decompression, for the limit.
+	compressed bool
+	inflated   int64
 	// generation counts the messages that ended, so that a reader of
 	// a message cut off by closing knows it is stale.
 	generation uint64
@@ -102,28 +107,39 @@ func (c *Conn) startMessage() (MessageType, error) {
 	c.msg.typ = MessageType(h.Op)
 	c.msg.size = 0
 	c.msg.utf8.Reset()
+	c.msg.compressed = h.RSV&wire.RSV1 != 0
+	c.msg.inflated = 0
 	if err := c.acceptFrame(h); err != nil {
 		return 0, err
 	}
 	return c.msg.typ, nil
 }
 
+// nextFragment reads the header of the next frame of a fragmented
+// message, which must be a continuation frame, and makes it current.
+func (c *Conn) nextFragment() error {
+	h, err := c.nextDataFrame()
+	if err != nil {
+		return err
+	}
+	if h.Op != wire.Continuation {
+		return protocolError(fmt.Sprintf("%v frame inside a fragmented message", h.Op))
+	}
+	return c.acceptFrame(h)
+}
+
 // readPayload reads the next bytes of the current message into p,
 // crossing into continuation frames as needed.  It returns io.EOF
 // together with the last bytes of the message.
 func (c *Conn) readPayload(p []byte) (int, error) {
+	if c.msg.compressed {
+		return c.readInflated(p)
+	}
 	for c.msg.remaining == 0 {
 		if c.msg.final {
 			return 0, c.endOfMessage()
 		}
-		h, err := c.nextDataFrame()
-		if err != nil {
-			return 0, err
-		}
-		if h.Op != wire.Continuation {
-			return 0, protocolError(fmt.Sprintf("%v frame inside a fragmented message", h.Op))
-		}
-		if err := c.acceptFrame(h); err != nil {
+		if err := c.nextFragment(); err != nil {
 			return 0, err
 		}
 	}
@@ -172,20 +188,16 @@ func (c *Conn) payloadRead(p []byte) (int, error) {
 // skipPayload reads and drops the rest of the current message, checking
 // that text is valid UTF-8.  It reports whether there was anything left.
 func (c *Conn) skipPayload() (bool, error) {
+	if c.msg.compressed {
+		return c.skipInflated()
+	}
 	skipped := false
 	for {
 		for c.msg.remaining == 0 {
 			if c.msg.final {
 				return skipped, c.endOfMessage()
 			}
-			h, err := c.nextDataFrame()
-			if err != nil {
-				return skipped, err
-			}
-			if h.Op != wire.Continuation {
-				return skipped, protocolError(fmt.Sprintf("%v frame inside a fragmented message", h.Op))
-			}
-			if err := c.acceptFrame(h); err != nil {
+			if err := c.nextFragment(); err != nil {
 				return skipped, err
 			}
 		}
@@ -238,7 +250,9 @@ func (c *Conn) acceptFrame(h wire.Header) error {
 		return c.tooLarge()
 	}
 	c.msg.size += h.Length
-	if limit := c.readLimit.Load(); limit > 0 && c.msg.size > limit {
+	if limit := c.readLimit.Load(); limit > 0 && c.msg.size > limit && !c.msg.compressed {
+		// The limit of a compressed message applies to what it
+		// inflates to, see readInflated.
 		return c.tooLarge()
 	}
 	return nil
@@ -305,6 +319,11 @@ func parseHeader(b []byte) (wire.Header, int, error) {
 // a single frame header.
 func (c *Conn) checkHeader(h wire.Header) error {
 	switch {
+	case h.RSV == wire.RSV1 && c.dfl != nil && (h.Op == wire.Text || h.Op == wire.Binary):
+		// permessage-deflate marks the first frame of a compressed
+		// message so (RFC 7692, section 6).
+	case h.RSV == wire.RSV1 && c.dfl != nil:
+		return protocolError(fmt.Sprintf("RSV1 set on a %v frame", h.Op))
 	case h.RSV != 0:
 		return protocolError("reserved bits set without a negotiated extension")
 	case !h.Op.IsKnown():

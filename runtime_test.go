@@ -469,10 +469,42 @@ func TestHandlePanics(t *testing.T) {
 // Both ends are in this process and both receive, so that each pair of
 // connections should cost two goroutines, and a few KiB of heap for the
 // two Conns and their sockets: an input buffer would add 4 KiB each.
+// With compression and no context takeover, the same: compressors and
+// decompressors go back to their pools after each message.  With context
+// takeover, each end keeps a compressor and a decompressor, whose cost is
+// reported.
 func TestIdleConnectionCost(t *testing.T) {
 	checkGoroutines(t)
+	warmUp := strings.Repeat("warm up ", 100) // compressed when it may be
+	t.Run("plain", func(t *testing.T) {
+		heap := idleCost(t, &Handler{Handle: echoHandler}, nil, warmUp)
+		if heap > 2*inputSize {
+			t.Errorf("%.0f bytes of heap per pair of idle connections: they hold buffers", heap)
+		}
+	})
+	t.Run("compression", func(t *testing.T) {
+		heap := idleCost(t, &Handler{Handle: echoHandler, EnableCompression: true},
+			&DialOptions{EnableCompression: true}, warmUp)
+		if heap > 2*inputSize {
+			t.Errorf("%.0f bytes of heap per pair of idle connections: they hold compressors", heap)
+		}
+	})
+	t.Run("takeover", func(t *testing.T) {
+		opts := CompressionOptions{ServerContextTakeover: true, ClientContextTakeover: true}
+		heap := idleCost(t, &Handler{Handle: echoHandler, EnableCompression: true, CompressionOptions: opts},
+			&DialOptions{EnableCompression: true, CompressionOptions: opts}, warmUp)
+		if heap < 100<<10 {
+			t.Errorf("%.0f bytes of heap per pair of idle connections with context takeover: no compressors?", heap)
+		}
+	})
+}
+
+// idleCost opens pairs of connections with the handler h and the dial
+// options, exchanges warmUp each way, leaves them idle, each receiving,
+// and returns the heap that a pair holds then.
+func idleCost(t *testing.T, h *Handler, opts *DialOptions, warmUp string) float64 {
 	const pairs = 200
-	url := startServer(t, &Handler{Handle: echoHandler})
+	url := startServer(t, h)
 	runtime.GC()
 	runtime.GC() // the second empties the pools' victim caches
 	var before runtime.MemStats
@@ -483,7 +515,7 @@ func TestIdleConnectionCost(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range clients {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		c, err := Dial(ctx, url, nil)
+		c, err := Dial(ctx, url, opts)
 		cancel()
 		if err != nil {
 			t.Fatal(err)
@@ -492,8 +524,8 @@ func TestIdleConnectionCost(t *testing.T) {
 		// A message each way, so that buffers were taken; then the
 		// client receives in a goroutine of its own, as
 		// applications do.
-		c.SendText("warm up")
-		if _, err := c.ReceiveText(100); err != nil {
+		c.SendText(warmUp)
+		if _, err := c.ReceiveText(len(warmUp)); err != nil {
 			t.Fatal(err)
 		}
 		wg.Add(1)
@@ -513,11 +545,9 @@ func TestIdleConnectionCost(t *testing.T) {
 	if added > 2*pairs+5 {
 		t.Errorf("%d goroutines for %d pairs of receiving connections: the connections run goroutines of their own", added, pairs)
 	}
-	if heap > 2*inputSize {
-		t.Errorf("%.0f bytes of heap per pair of idle connections: they hold buffers", heap)
-	}
 	for _, c := range clients {
 		c.Close(StatusOK, "")
 	}
 	wg.Wait()
+	return heap
 }

@@ -79,6 +79,13 @@ type Handler struct {
 	// never drops.
 	PongTimeout time.Duration
 
+	// EnableCompression accepts permessage-deflate (RFC 7692) when a
+	// client offers it, as browsers do.  CompressionOptions tunes it;
+	// its zero value declines context takeover in both directions, so
+	// that an idle connection holds no compressor.
+	EnableCompression  bool
+	CompressionOptions CompressionOptions
+
 	// WriteTimeout bounds each send: a send that makes no progress
 	// for this long, because the peer does not read, ends the
 	// connection (StatusDropped, ErrConnClosed), and no other.  Zero
@@ -192,7 +199,17 @@ func (h *Handler) Upgrade(w http.ResponseWriter, req *http.Request) (*Conn, erro
 	// WebSocket connection lives as long as it is used.
 	netConn.SetDeadline(time.Time{})
 
-	resp := h.appendResponse(nil, w.Header(), req, conn.Protocol)
+	var answer string
+	if h.EnableCompression {
+		if offers, err := parseExtensions(req.Header); err == nil {
+			var n negotiated
+			var ok bool
+			if answer, n, ok = acceptDeflate(offers, &h.CompressionOptions); ok {
+				conn.dfl = newDeflate(&h.CompressionOptions, n)
+			}
+		}
+	}
+	resp := h.appendResponse(nil, w.Header(), req, conn.Protocol, answer)
 	if _, err := netConn.Write(resp); err != nil {
 		netConn.Close()
 		return nil, fmt.Errorf("websocket: %w: %w", ErrBadHandshake, err)
@@ -282,12 +299,15 @@ func (h *Handler) checkAccess(conn *Conn, protocols []string) *handshakeError {
 // appendResponse appends the 101 response that completes the handshake.
 // Header fields that the application set on the ResponseWriter go out
 // too, for example cookies.
-func (h *Handler) appendResponse(buf []byte, extra http.Header, req *http.Request, protocol string) []byte {
+func (h *Handler) appendResponse(buf []byte, extra http.Header, req *http.Request, protocol, extensions string) []byte {
 	buf = append(buf, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: "...)
 	buf = append(buf, acceptKey(req.Header.Get("Sec-WebSocket-Key"))...)
 	buf = append(buf, "\r\n"...)
 	if protocol != "" {
 		buf = append(buf, "Sec-WebSocket-Protocol: "+protocol+"\r\n"...)
+	}
+	if extensions != "" {
+		buf = append(buf, "Sec-WebSocket-Extensions: "+extensions+"\r\n"...)
 	}
 	if h.ServerName != "" {
 		buf = append(buf, "Server: "+h.ServerName+"\r\n"...)
@@ -295,7 +315,7 @@ func (h *Handler) appendResponse(buf []byte, extra http.Header, req *http.Reques
 	var b bytes.Buffer
 	extra.WriteSubset(&b, map[string]bool{
 		"Upgrade": true, "Connection": true, "Sec-Websocket-Accept": true,
-		"Sec-Websocket-Protocol": true, "Server": true, "Content-Length": true,
+		"Sec-Websocket-Protocol": true, "Sec-Websocket-Extensions": true, "Server": true, "Content-Length": true,
 	})
 	buf = append(buf, b.Bytes()...)
 	return append(buf, "\r\n"...)

@@ -63,6 +63,17 @@ func (c *Conn) sendWhole(op wire.Opcode, payload []byte) error {
 		return err
 	}
 	defer c.releaseSender()
+	if c.dfl.compresses(len(payload)) {
+		// Compressed under the sender token, so that with context
+		// takeover the messages are compressed in the order they go
+		// out.
+		held, err := c.dfl.compress(payload)
+		if err == nil {
+			err = c.writeHeld(true, op, wire.RSV1, held, nil)
+		}
+		c.dfl.endMessage()
+		return c.sendResult(err)
+	}
 	c.writeMu.Lock()
 	defer c.unlockWrite()
 	return c.sendResult(c.writeFrameLocked(true, op, payload, true))
@@ -127,6 +138,10 @@ func (c *Conn) sendResult(err error) error {
 type messageWriter struct {
 	c  *Conn
 	op wire.Opcode // of the next frame: the message type, then continuation
+	// With permessage-deflate, whether the message is compressed is
+	// decided when its first frame goes out: by its size if that is
+	// the last, else it is.
+	decided, deflating bool
 	// The held payload is (*bufp)[off:off+n], with room for a header
 	// before it: off is MaxHeaderSize in a buffer of the writer's own,
 	// more in an input buffer that ReadFrom took over.
@@ -200,7 +215,7 @@ func (w *messageWriter) ReadFrom(r io.Reader) (int64, error) {
 	if err := w.check(); err != nil {
 		return 0, err
 	}
-	if mr, ok := r.(*messageReader); ok && w.n == 0 {
+	if mr, ok := r.(*messageReader); ok && w.n == 0 && w.c.dfl == nil {
 		if n, ok := w.takeOver(mr); ok {
 			return int64(n), nil
 		}
@@ -243,18 +258,68 @@ func (w *messageWriter) ReadFrom(r io.Reader) (int64, error) {
 
 // flush sends what is held, followed by more, as a fragment.
 func (w *messageWriter) flush(more []byte) error {
-	err := w.c.writeHeld(false, w.op, w.held(), more)
+	if w.compressing(false) {
+		return w.deflate(more, false)
+	}
+	err := w.c.writeHeld(false, w.op, 0, w.held(), more)
 	w.op = wire.Continuation
 	w.n = 0
 	return err
 }
 
+// compressing decides, with the first frame of the message, whether it
+// is compressed, and reports that.
+func (w *messageWriter) compressing(last bool) bool {
+	if !w.decided {
+		w.decided = true
+		w.deflating = w.c.dfl != nil && (!last || w.c.dfl.compresses(w.n))
+	}
+	return w.deflating
+}
+
+// deflate compresses what is held and more, and sends what came out as
+// a frame: the last of the message if last.
+func (w *messageWriter) deflate(more []byte, last bool) error {
+	d := w.c.dfl
+	fw := d.compressor()
+	var err error
+	if w.n > 0 {
+		_, err = fw.Write((*w.bufp)[w.off : w.off+w.n])
+		w.n = 0
+	}
+	if err == nil && len(more) > 0 {
+		_, err = fw.Write(more)
+	}
+	held := d.out.held()
+	if err == nil && last {
+		held, err = d.finish()
+	}
+	if err != nil {
+		d.endMessage()
+		return w.c.sendResult(err)
+	}
+	if !last && d.out.n == 0 {
+		return nil // the compressor holds it all yet
+	}
+	var rsv byte
+	if w.op != wire.Continuation {
+		rsv = wire.RSV1 // the first frame of a compressed message
+	}
+	err = w.c.writeHeld(last, w.op, rsv, held, nil)
+	w.op = wire.Continuation
+	d.out.reset()
+	if last || err != nil {
+		d.endMessage()
+	}
+	return err
+}
+
 // writeHeld sends a frame of a message writer under the write lock, and
 // returns the result for the application.
-func (c *Conn) writeHeld(fin bool, op wire.Opcode, held, more []byte) error {
+func (c *Conn) writeHeld(fin bool, op wire.Opcode, rsv byte, held, more []byte) error {
 	c.writeMu.Lock()
 	defer c.unlockWrite()
-	return c.sendResult(c.writeHeldLocked(fin, op, held, more))
+	return c.sendResult(c.writeHeldLocked(fin, op, rsv, held, more))
 }
 
 // Close sends what is held as the last frame of the message, ending it.
@@ -269,7 +334,12 @@ func (w *messageWriter) Close() error {
 	}
 	c := w.c
 	w.room(0) // the room for the header, also of an empty message
-	err := c.writeHeld(true, w.op, w.held(), nil)
+	var err error
+	if w.compressing(true) {
+		err = w.deflate(nil, true)
+	} else {
+		err = c.writeHeld(true, w.op, 0, w.held(), nil)
+	}
 	putBuffer(w.bufp)
 	w.bufp, w.off, w.n, w.closed = nil, 0, 0, true
 	c.releaseSender()
@@ -292,7 +362,7 @@ func (w *messageWriter) takeOver(mr *messageReader) (int, bool) {
 	src.lockRead()
 	defer src.unlockRead()
 	m := &src.msg
-	if mr.generation != m.generation || src.isClosingNow() || !m.active || !m.final || m.remaining > holdSize {
+	if mr.generation != m.generation || src.isClosingNow() || !m.active || !m.final || m.remaining > holdSize || m.compressed {
 		return 0, false
 	}
 	need := int(m.remaining)
@@ -625,7 +695,7 @@ func (c *Conn) flushCorked() {
 // writeHeldLocked sends a frame whose payload is held[MaxHeaderSize:],
 // followed by more; the header goes into the room before the payload, so
 // that the frame needs no copy.  c.writeMu is held.
-func (c *Conn) writeHeldLocked(fin bool, op wire.Opcode, held, more []byte) error {
+func (c *Conn) writeHeldLocked(fin bool, op wire.Opcode, rsv byte, held, more []byte) error {
 	if c.writeErr != nil {
 		return c.writeErr
 	}
@@ -654,7 +724,7 @@ func (c *Conn) writeHeldLocked(fin bool, op wire.Opcode, held, more []byte) erro
 	}
 	size := wire.HeaderSize(length, c.client)
 	start := wire.MaxHeaderSize - size
-	wire.PutHeader(held[start:], wire.FirstByte(fin, 0, op), c.client, key, length)
+	wire.PutHeader(held[start:], wire.FirstByte(fin, rsv, op), c.client, key, length)
 	frame := held[start:]
 	fresh := op != wire.Continuation
 	mark := c.outLen
