@@ -239,3 +239,14 @@ type receiver struct{ h *Hub }
 
 func (r receiver) Deliver(p Publication) { r.h.deliver(p) }
 func (r receiver) Resubscribed()         { r.h.catchUp() }
+
+// Subscribers returns the number of this instance's connections that
+// subscribe to topic.
+func (h *Hub) Subscribers(topic string) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if t := h.topics[topic]; t != nil {
+		return len(t.subs)
+	}
+	return 0
+}

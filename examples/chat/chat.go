@@ -3,14 +3,15 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/gowebsock/websocket"
+	"github.com/gowebsock/websocket/hub"
 )
 
 // Message is one event of the chat, as the members receive it.
@@ -27,32 +28,28 @@ const (
 	maxJoin = 256
 	// maxText bounds a member's messages; longer ones are refused.
 	maxText = 4096
+	// brokerTimeout bounds each call to the hub's broker.
+	brokerTimeout = 5 * time.Second
 )
 
-// room is one chat room: its members and the distribution of messages
-// to them.
+// topic is the hub topic of the chat room.
+const topic = "chat"
+
+// room is the chat room: its members are the subscribers of one hub
+// topic, on this instance and on every other one of the same broker.
 //
-// Messages go to the members with websocket.BroadcastText, which encodes
-// each once and never waits for a member: a member that reads slowly or
-// not at all has its messages queued by its connection, up to a bound,
-// and is dropped with close code 1008 when it falls further behind.
-// Messages are published under mu, so every member sees the same order.
+// Messages go to the members through the hub, which sends each to the
+// members of every instance, in one order, with
+// websocket.BroadcastText: encoded once, and never waiting for a member.
+// A member that reads slowly or not at all has its messages queued by
+// its connection, up to a bound, and is dropped with close code 1008
+// when it falls further behind.  Names are the members' presence in the
+// topic, unique across instances.
 type room struct {
-	mu      sync.Mutex
-	members map[string]*member
-	conns   []*websocket.Conn // the members' connections, for broadcasts
-	byConn  map[*websocket.Conn]*member
+	hub *hub.Hub
 }
 
-// member is one participant of the chat.
-type member struct {
-	name string
-	conn *websocket.Conn
-}
-
-func newRoom() *room {
-	return &room{members: make(map[string]*member), byConn: make(map[*websocket.Conn]*member)}
-}
+func newRoom(h *hub.Hub) *room { return &room{hub: h} }
 
 // serve is the WebSocket handler: it runs for the whole life of a
 // member's connection.
@@ -69,112 +66,97 @@ func (r *room) serve(conn *websocket.Conn) {
 	}
 	conn.SetReadDeadline(time.Time{})
 	name := strings.Join(fields[1:], " ")
-	m := r.join(name, conn)
-	if m == nil {
-		conn.Close(websocket.StatusInvalidData, "name already in use")
+	if !r.join(name, conn) {
 		return
 	}
 	log.Printf("%q joined from %s", name, conn.RemoteAddr)
-	defer r.leave(m)
+	defer r.leave(name, conn)
 
 	for {
 		text, err := conn.ReceiveText(maxText)
 		switch {
 		case err == websocket.ErrTooLarge:
-			r.tell(m, fmt.Sprintf("your message was longer than %d bytes and was not sent", maxText))
+			r.tell(conn, fmt.Sprintf("your message was longer than %d bytes and was not sent", maxText))
 		case err == websocket.ErrMessageType:
-			r.tell(m, "binary messages are not supported")
+			r.tell(conn, "binary messages are not supported")
 		case err != nil:
 			return
 		case text == "/quit":
 			conn.Close(websocket.StatusOK, "quit request received")
 			return
 		case text == "/names":
-			r.tell(m, "members: "+strings.Join(r.names(), ", "))
+			names, err := r.names()
+			if err != nil {
+				r.tell(conn, "the list of members is not available: "+err.Error())
+				continue
+			}
+			r.tell(conn, "members: "+strings.Join(names, ", "))
 		default:
-			r.publish(Message{When: time.Now(), From: name, Text: text})
+			if err := r.publish(Message{When: time.Now(), From: name, Text: text}); err != nil {
+				r.tell(conn, "your message was not sent: "+err.Error())
+			}
 		}
 	}
 }
 
-// join adds a member under name, or returns nil if the name is taken.
-// It announces the new member to everybody, the member included.
-func (r *room) join(name string, conn *websocket.Conn) *member {
-	m := &member{name: name, conn: conn}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if _, taken := r.members[name]; taken {
-		return nil
+// join subscribes conn to the room under name, and announces the new
+// member to everybody, the member included.  A name in use, here or on
+// another instance, is refused with close code 1007.
+func (r *room) join(name string, conn *websocket.Conn) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), brokerTimeout)
+	defer cancel()
+	_, err := r.hub.SubscribeWith(ctx, conn, topic, hub.SubscribeOptions{Client: name, Unique: true})
+	switch {
+	case errors.Is(err, hub.ErrClientTaken):
+		conn.Close(websocket.StatusInvalidData, "name already in use")
+		return false
+	case err != nil:
+		log.Printf("%q cannot join: %v", name, err)
+		conn.Close(websocket.StatusInternalServerError, "the chat is not available")
+		return false
 	}
-	r.members[name] = m
-	r.byConn[conn] = m
-	r.conns = append(r.conns, conn)
-	r.publishLocked(notice(fmt.Sprintf("%q has joined this chat", name)))
-	return m
+	r.publish(notice(fmt.Sprintf("%q has joined this chat", name)))
+	return true
 }
 
-// leave removes m from the room, if it is still there, and announces
-// it to the others.
-func (r *room) leave(m *member) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.members[m.name] == m {
-		r.removeLocked(m)
+// leave takes the member out of the room and tells the others.
+func (r *room) leave(name string, conn *websocket.Conn) {
+	r.hub.Leave(conn)
+	log.Printf("%q left", name)
+	r.publish(notice(fmt.Sprintf("%q has left this chat", name)))
+}
+
+// publish sends msg to every member, on every instance.
+func (r *room) publish(msg Message) error {
+	ctx, cancel := context.WithTimeout(context.Background(), brokerTimeout)
+	defer cancel()
+	_, err := r.hub.Publish(ctx, topic, websocket.Text, []byte(encode(msg)))
+	if err != nil {
+		log.Printf("publishing: %v", err)
 	}
+	return err
 }
 
-// removeLocked takes m out of the room and tells the others; r.mu is
-// held.
-func (r *room) removeLocked(m *member) {
-	delete(r.members, m.name)
-	delete(r.byConn, m.conn)
-	r.conns = slices.DeleteFunc(r.conns, func(c *websocket.Conn) bool { return c == m.conn })
-	log.Printf("%q left", m.name)
-	r.publishLocked(notice(fmt.Sprintf("%q has left this chat", m.name)))
+// tell sends a notice to one member alone, in order with what the room
+// sends it.
+func (r *room) tell(conn *websocket.Conn, text string) {
+	websocket.BroadcastText(context.Background(), []*websocket.Conn{conn}, encode(notice(text)))
 }
 
-// publish sends msg to every member.
-func (r *room) publish(msg Message) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.publishLocked(msg)
-}
-
-// publishLocked sends msg to every member; r.mu is held.  A member whose
-// connection has ended, because it fell too far behind for instance, is
-// removed, which the others learn of in turn.
-func (r *room) publishLocked(msg Message) {
-	failed := websocket.BroadcastText(context.Background(), r.conns, encode(msg))
-	if len(failed) == 0 {
-		return
+// names returns the members' names, of every instance, in order.
+func (r *room) names() ([]string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), brokerTimeout)
+	defer cancel()
+	present, err := r.hub.Presence(ctx, topic)
+	if err != nil {
+		return nil, err
 	}
-	var gone []*member
-	for i := range failed {
-		gone = append(gone, r.byConn[r.conns[i]])
-	}
-	for _, m := range gone {
-		if r.members[m.name] == m {
-			log.Printf("%q dropped: %v", m.name, m.conn.Err())
-			r.removeLocked(m)
-		}
-	}
-}
-
-// tell sends a notice to m alone.
-func (r *room) tell(m *member, text string) {
-	websocket.BroadcastText(context.Background(), []*websocket.Conn{m.conn}, encode(notice(text)))
-}
-
-// names returns the members' names in order.
-func (r *room) names() []string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	names := make([]string, 0, len(r.members))
-	for name := range r.members {
+	names := make([]string, 0, len(present))
+	for name := range present {
 		names = append(names, name)
 	}
 	slices.Sort(names)
-	return names
+	return names, nil
 }
 
 // notice is a message from the server itself.

@@ -12,14 +12,30 @@ import (
 	"time"
 
 	"github.com/gowebsock/websocket"
+	"github.com/gowebsock/websocket/hub"
 )
 
 // startChat runs a chat server on loopback and returns the URL of its
 // WebSocket endpoint.
 func startChat(t *testing.T) string {
 	t.Helper()
-	srv := httptest.NewServer(newMux(newRoom()))
-	t.Cleanup(srv.Close)
+	return startChatOn(t, nil)
+}
+
+// startChatOn runs a chat server on loopback with broker, one instance
+// of several if other servers use the same broker's peers, and returns
+// the URL of its WebSocket endpoint.
+func startChatOn(t *testing.T, broker hub.Broker) string {
+	t.Helper()
+	h, err := hub.New(hub.Options{Broker: broker, History: hub.HistoryOptions{Size: -1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(newMux(newRoom(h)))
+	t.Cleanup(func() {
+		srv.Close()
+		h.Close()
+	})
 	return "ws" + strings.TrimPrefix(srv.URL, "http") + "/api/chat"
 }
 
@@ -89,6 +105,53 @@ func status(t *testing.T, conn *websocket.Conn) (websocket.Status, string) {
 		t.Fatal("the server did not close the connection")
 	}
 	return code, reason
+}
+
+// TestChatTwoInstances runs two chat servers on one in-memory broker:
+// they are one room.
+func TestChatTwoInstances(t *testing.T) {
+	mem := hub.NewMemoryBroker()
+	testTwoInstances(t, mem, mem.Peer())
+}
+
+// testTwoInstances runs two chat servers, on brokers a and b of one
+// server, and checks that they are one room: every message and notice
+// reaches the members on both, names are unique across both, and /names
+// lists the members of both.
+func testTwoInstances(t *testing.T, a, b hub.Broker) {
+	urlA, urlB := startChatOn(t, a), startChatOn(t, b)
+	ann := join(t, urlA, "Ann")
+	expect(t, ann, "", `"Ann" has joined this chat`)
+	bob := join(t, urlB, "Bob")
+	expect(t, bob, "", `"Bob" has joined this chat`)
+	expect(t, ann, "", `"Bob" has joined this chat`)
+
+	// Ann's name is taken on the other instance too.
+	ann2 := join(t, urlB, "Ann")
+	if code, reason := status(t, ann2); code != websocket.StatusInvalidData || reason != "name already in use" {
+		t.Fatalf("a name in use on the other instance: closed with %d %q", code, reason)
+	}
+
+	ann.SendText("hello from A")
+	expect(t, ann, "Ann", "hello from A")
+	expect(t, bob, "Ann", "hello from A")
+	bob.SendText("hello from B")
+	expect(t, bob, "Bob", "hello from B")
+	expect(t, ann, "Bob", "hello from B")
+
+	for _, conn := range []*websocket.Conn{ann, bob} {
+		conn.SendText("/names")
+		expect(t, conn, "", "members: Ann, Bob")
+	}
+
+	ann.SendText("/quit")
+	expect(t, bob, "", `"Ann" has left this chat`)
+	bob.SendText("/names")
+	expect(t, bob, "", "members: Bob")
+	// Ann's name is free again, on either instance.
+	ann = join(t, urlB, "Ann")
+	expect(t, ann, "", `"Ann" has joined this chat`)
+	expect(t, bob, "", `"Ann" has joined this chat`)
 }
 
 func TestChatProtocol(t *testing.T) {

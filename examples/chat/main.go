@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/gowebsock/websocket"
+	"github.com/gowebsock/websocket/hub"
 )
 
 //go:embed static
@@ -31,8 +32,17 @@ var static embed.FS
 func main() {
 	addr := flag.String("addr", "localhost:8080", "address to listen on")
 	flag.Parse()
+	var broker hub.Broker // nil: this process alone
 
-	r := newRoom()
+	h, err := hub.New(hub.Options{
+		Broker: broker,
+		// The chat protocol has no positions to recover from.
+		History: hub.HistoryOptions{Size: -1},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	r := newRoom(h)
 	srv := &http.Server{
 		Handler: newMux(r),
 		// Without a bound on reading the request header, a client
