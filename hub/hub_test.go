@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http/httptest"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -37,11 +38,23 @@ func newServer(t *testing.T, opts hub.Options) *server {
 		defer s.done.Done()
 		defer conn.Close(websocket.StatusOK, "")
 		defer h.Leave(conn)
-		if err := h.Subscribe(conn, strings.TrimPrefix(conn.ResourceName.Path, "/")); err != nil {
+		var opts hub.SubscribeOptions
+		if q := conn.ResourceName.Query(); q.Has("epoch") {
+			offset, _ := strconv.ParseUint(q.Get("offset"), 10, 64)
+			opts.Since = &hub.Position{Offset: offset, Epoch: q.Get("epoch")}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), wait)
+		defer cancel()
+		_, err := h.SubscribeWith(ctx, conn, strings.TrimPrefix(conn.ResourceName.Path, "/"), opts)
+		switch {
+		case err == hub.ErrRecoveryGap:
+			conn.SendText("gap")
+		case err != nil:
 			conn.Close(websocket.StatusInternalServerError, err.Error())
 			return
+		default:
+			conn.SendText("subscribed")
 		}
-		conn.SendText("subscribed")
 		for {
 			if _, _, err := conn.ReceiveMessage(); err != nil {
 				return
@@ -204,6 +217,41 @@ func TestGapFilled(t *testing.T) {
 	lossy.receiver.Resubscribed()
 	if got := receive(t, conn); got != "lost five" {
 		t.Fatalf("after a resubscription got %q, want the lost publication", got)
+	}
+}
+
+// TestRecoveryInNewEpoch checks that a subscriber can recover from a
+// position of a topic's new epoch on an instance that has not yet been
+// delivered anything of that epoch, as happens while its broker
+// reconnects after the server lost its data.
+func TestRecoveryInNewEpoch(t *testing.T) {
+	lossy := &lossyBroker{MemoryBroker: hub.NewMemoryBroker()}
+	s := newServer(t, hub.Options{Broker: lossy})
+	s.subscribe(t, "t")
+	other, err := hub.New(hub.Options{Broker: lossy.Peer(), History: hub.HistoryOptions{Size: 10, TTL: 50 * time.Millisecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	first := publish(t, other, "t", "lost in the old epoch")
+	time.Sleep(100 * time.Millisecond) // the history expires: a new epoch
+	since := publish(t, other, "t", "lost one")
+	publish(t, other, "t", "lost two")
+	if since.Epoch == first.Epoch || since.Offset != 1 {
+		t.Fatalf("after the history expired: %+v, then %+v", first, since)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	conn, err := websocket.Dial(ctx, fmt.Sprintf("%s/t?offset=%d&epoch=%s", s.url, since.Offset, since.Epoch), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(websocket.StatusOK, "")
+	for _, want := range []string{"lost two", "subscribed"} {
+		if got := receive(t, conn); got != want {
+			t.Fatalf("got %q, want %q", got, want)
+		}
 	}
 }
 

@@ -140,8 +140,15 @@ func (h *Hub) subscribe(ctx context.Context, t *topic, s *subscription, opts Sub
 			h.removePresence(s)
 			return Position{}, err
 		}
-		if !t.known {
+		switch {
+		case !t.known:
 			t.last, t.known = current, true
+		case current.Epoch != t.last.Epoch:
+			// The broker lost the topic's history and this instance
+			// has not yet been delivered the new epoch (its broker is
+			// reconnecting): catch up first, so that positions of the
+			// new epoch compare.
+			h.catchUpTopic(t)
 		}
 		if opts.Since != nil {
 			gap = h.recover(t, s, *opts.Since, pubs, current)
