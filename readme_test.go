@@ -44,14 +44,27 @@ func TestReadme(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	gomod := "module readme\n\ngo 1.24\n\nrequire github.com/gowebsock/websocket v0.0.0\n\nreplace github.com/gowebsock/websocket => " + root + "\n"
+	// The hub's sample uses the Redis broker, a module of its own,
+	// whose go.sum has what it needs.
+	gomod := "module readme\n\ngo 1.26.0\n\n" +
+		"require (\n\tgithub.com/gowebsock/websocket v0.0.0\n\tgithub.com/gowebsock/websocket/hub/redisbroker v0.0.0\n)\n\n" +
+		"replace (\n\tgithub.com/gowebsock/websocket => " + root + "\n" +
+		"\tgithub.com/gowebsock/websocket/hub/redisbroker => " + filepath.Join(root, "hub", "redisbroker") + "\n)\n"
 	if err := os.WriteFile(filepath.Join(dir, "go.mod"), []byte(gomod), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	gosum, err := os.ReadFile(filepath.Join(root, "hub", "redisbroker", "go.sum"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "go.sum"), gosum, 0o644); err != nil {
 		t.Fatal(err)
 	}
 
 	ports := map[string]string{} // README address -> loopback address
 	localhost := regexp.MustCompile(`localhost:\d+`)
 	var servers, clients []string
+	hubSample := ""
 	for i, block := range blocks {
 		src := block[1]
 		if !strings.HasPrefix(src, "package main\n") {
@@ -78,6 +91,9 @@ func TestReadme(t *testing.T) {
 			t.Errorf("README Go block %d does not build: %v\n%s\n%s", i+1, err, out, src)
 			continue
 		}
+		if strings.Contains(src, "hub.New") {
+			hubSample = name
+		}
 		switch {
 		case strings.Contains(src, "ListenAndServe"):
 			servers = append(servers, name)
@@ -91,6 +107,17 @@ func TestReadme(t *testing.T) {
 
 	for _, name := range servers {
 		startProgram(t, filepath.Join(dir, "bin", name))
+	}
+	// The hub's sample as two instances on one Redis, when the tests
+	// have one (.ci/run starts it).
+	var hubInstances []string
+	if redis := os.Getenv("REDIS_ADDR"); redis != "" && hubSample != "" {
+		for range 2 {
+			addr := freeAddr(t)
+			startProgram(t, filepath.Join(dir, "bin", hubSample), "-addr", addr, "-redis", redis)
+			waitListening(t, addr)
+			hubInstances = append(hubInstances, addr)
+		}
 	}
 	for addr := range ports {
 		waitListening(t, ports[addr])
@@ -140,6 +167,51 @@ func TestReadme(t *testing.T) {
 	if text, err := conn.ReceiveText(100); err != nil || !strings.HasPrefix(text, "it is ") {
 		t.Errorf("the feed said %q, %v", text, err)
 	}
+
+	// The hub: one instance alone, then two on one Redis.
+	if hubSample == "" {
+		t.Fatal("README has no hub sample")
+	}
+	checkNews(t, ctx, ports["localhost:8083"], ports["localhost:8083"])
+	if len(hubInstances) == 2 {
+		checkNews(t, ctx, hubInstances[0], hubInstances[1])
+	}
+}
+
+// checkNews subscribes to the hub sample's news at one address and
+// publishes at another: the message must arrive.  Publishing repeats
+// until the subscription is in place, which the client cannot see.
+func checkNews(t *testing.T, ctx context.Context, subscribeAt, publishAt string) {
+	t.Helper()
+	conn, err := websocket.Dial(ctx, "ws://"+subscribeAt+"/news", nil)
+	if err != nil {
+		t.Fatalf("dialing the hub sample: %v", err)
+	}
+	defer conn.Close(websocket.StatusOK, "")
+	received := make(chan string, 1)
+	go func() {
+		conn.SetReadDeadline(time.Now().Add(15 * time.Second))
+		text, _ := conn.ReceiveText(100)
+		received <- text
+	}()
+	for {
+		resp, err := http.Post("http://"+publishAt+"/publish", "text/plain", strings.NewReader("hello, everybody"))
+		if err != nil {
+			t.Fatalf("publishing at the hub sample: %v", err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("publishing at the hub sample: %s", resp.Status)
+		}
+		select {
+		case text := <-received:
+			if text != "hello, everybody" {
+				t.Fatalf("the hub sample's subscriber at %s got %q, published at %s", subscribeAt, text, publishAt)
+			}
+			return
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // freeAddr returns a loopback address with a port that was free a moment
@@ -155,9 +227,9 @@ func freeAddr(t *testing.T) string {
 }
 
 // startProgram runs a server program until the test ends.
-func startProgram(t *testing.T, path string) {
+func startProgram(t *testing.T, path string, args ...string) {
 	t.Helper()
-	cmd := exec.Command(path)
+	cmd := exec.Command(path, args...)
 	var output strings.Builder
 	cmd.Stdout, cmd.Stderr = &output, &output
 	if err := cmd.Start(); err != nil {

@@ -34,7 +34,9 @@ func TestChatInChromium(t *testing.T) {
 	}
 
 	bin := filepath.Join(t.TempDir(), "chat")
-	build := exec.Command("go", "build", "-o", bin, "github.com/gowebsock/websocket/examples/chat")
+	// The chat example is a module of its own, for its brokers' clients.
+	build := exec.Command("go", "build", "-o", bin, ".")
+	build.Dir = filepath.Join("..", "examples", "chat")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("building the chat example: %v\n%s", err, out)
 	}

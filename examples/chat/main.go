@@ -2,7 +2,14 @@
 // member, and the server announces who joins and leaves.  The page at /
 // is the chat client; the WebSocket is at /api/chat.
 //
-//	go run ./examples/chat -addr localhost:8080
+//	go run . -addr localhost:8080
+//
+// Several chat servers are one room when they share a Redis or a NATS
+// server: messages and notices reach the members of every one, a name
+// is unique across all, and /names lists everybody.
+//
+//	go run . -addr localhost:8080 -redis 127.0.0.1:6379
+//	go run . -addr localhost:8081 -redis 127.0.0.1:6379
 //
 // The protocol is the one of the reference chat example.  A client's
 // first message is "CHAT <name>"; anything else is refused with close
@@ -31,8 +38,14 @@ var static embed.FS
 
 func main() {
 	addr := flag.String("addr", "localhost:8080", "address to listen on")
+	redisAddr := flag.String("redis", "", "Redis `address`, host:port, that connects this chat server with others")
+	natsURL := flag.String("nats", "", "NATS server `URL` that connects this chat server with others")
 	flag.Parse()
-	var broker hub.Broker // nil: this process alone
+
+	broker, err := newBroker(*redisAddr, *natsURL)
+	if err != nil {
+		log.Fatal(err)
+	}
 
 	h, err := hub.New(hub.Options{
 		Broker: broker,
