@@ -392,15 +392,28 @@ func (c *Conn) inflate(p []byte) (int, error) {
 // be inflated all the same, to keep the context.
 func (c *Conn) skipInflated() (bool, error) {
 	d := c.dfl
+	var scratch [4096]byte
 	if !d.readTakeover {
-		if d.fr != nil && d.src.c != nil {
-			d.stopInflating()
+		// Whether anything is left only inflating tells: the
+		// compressed data may go on past the message's last byte (an
+		// empty final block, the flush's empty stored block), as it
+		// does after a message that exactly fills the caller's buffer.
+		// One inflated byte tells; the rest is skipped as it is.
+		for {
+			n, err := c.readInflated(scratch[:1])
+			if n > 0 && err == nil {
+				break
+			}
+			if err != nil {
+				return n > 0, err
+			}
 		}
+		d.stopInflating()
 		c.msg.compressed = false // the raw payload, unchecked
 		c.msg.typ = Binary
-		return c.skipPayload()
+		_, err := c.skipPayload()
+		return true, err
 	}
-	var scratch [4096]byte
 	skipped := false
 	for {
 		n, err := c.readInflated(scratch[:])

@@ -365,6 +365,65 @@ func TestDeflateFrames(t *testing.T) {
 	p.expectClose(StatusOK)
 }
 
+// TestDeflateExactFit checks that a compressed message that exactly fills
+// the room ReceiveText and ReceiveBinary are given is not ErrTooLarge,
+// with and without read context takeover.  Its DEFLATE data may go on
+// after its last byte, with blocks that inflate to nothing: an empty
+// stored block after the flush, as zlib sends it, or an empty final block.
+func TestDeflateExactFit(t *testing.T) {
+	checkGoroutines(t)
+	for _, offer := range []string{"permessage-deflate", "permessage-deflate; client_no_context_takeover"} {
+		t.Run(offer, func(t *testing.T) {
+			type result struct {
+				text string
+				err  error
+			}
+			results := make(chan result, 16)
+			h := &Handler{Handle: func(c *Conn) {
+				defer c.Close(StatusOK, "")
+				for _, size := range []int{0, 5, 5, 0} {
+					text, err := c.ReceiveText(size)
+					results <- result{text, err}
+				}
+				buf := make([]byte, 5)
+				n, err := c.ReceiveBinary(buf)
+				results <- result{string(buf[:n]), err}
+			}}
+			p := deflateServer(t, h, offer)
+			zlibStyle := func(data string) []byte {
+				// Two flushes, the second cut as RFC 7692 says.
+				z := compressMessage(t, []byte(data))
+				return append(append(z, deflateTail[:]...), 0)
+			}
+			finalBlock := func(data string) []byte {
+				var b bytes.Buffer
+				fw, _ := flate.NewWriter(&b, flate.BestSpeed)
+				fw.Write([]byte(data))
+				fw.Flush()
+				fw.Close()
+				return b.Bytes()
+			}
+			p.write(encodeFrame(0x80|0x40|byte(opText), zlibStyle(""), true),
+				encodeFrame(0x80|0x40|byte(opText), zlibStyle("hello"), true),
+				encodeFrame(0x80|0x40|byte(opText), finalBlock("hello"), true),
+				encodeFrame(0x80|0x40|byte(opText), finalBlock(""), true),
+				encodeFrame(0x80|0x40|byte(opBinary), zlibStyle("hello"), true))
+			for i, want := range []string{"", "hello", "hello", "", "hello"} {
+				select {
+				case r := <-results:
+					if r.err != nil || r.text != want {
+						t.Errorf("message %d: %q, %v; want %q", i, r.text, r.err, want)
+					}
+				case <-time.After(10 * time.Second):
+					t.Fatalf("message %d was not received", i)
+				}
+			}
+			p.write(frame(true, opClose, closePayloadOf(StatusOK, "")))
+			p.expectClose(StatusOK)
+		})
+	}
+}
+
 // farDistance returns a compressed message whose first symbol is a
 // back-reference, to data before the message.
 func farDistance(t *testing.T) []byte {
