@@ -93,9 +93,10 @@ type chromiumCase struct {
 }
 
 type chromiumReport struct {
-	OK        bool           `json:"ok"`
-	UserAgent string         `json:"userAgent"`
-	Cases     []chromiumCase `json:"cases"`
+	OK         bool           `json:"ok"`
+	UserAgent  string         `json:"userAgent"`
+	Extensions string         `json:"extensions"` // ws.extensions of the echo connection
+	Cases      []chromiumCase `json:"cases"`
 }
 
 // chromiumCloseStatus is what GetStatus returned for one connection.
@@ -113,6 +114,12 @@ type chromiumServer struct {
 	// the browser must send in the Origin header of every handshake.
 	// It is set before the server starts and read-only afterwards.
 	origin string
+
+	// compression, if not nil, turns on permessage-deflate in the
+	// WebSocket endpoints, and the browser then reaches the server
+	// through tap, which chromiumStartServer starts (TestChromiumDeflate).
+	compression *websocket.CompressionOptions
+	tap         *wireTap
 
 	// report receives the page's report (or a synthetic failing one if
 	// the POST could not be decoded); buffered, first one wins.
@@ -132,8 +139,11 @@ type chromiumServer struct {
 	events  []string            // server-side log, printed on failure
 }
 
-func newChromiumServer() *chromiumServer {
+// newChromiumServer makes the Go side of a browser run; compression may be
+// nil.
+func newChromiumServer(compression *websocket.CompressionOptions) *chromiumServer {
 	return &chromiumServer{
+		compression:       compression,
 		report:            make(chan chromiumReport, 1),
 		mainStatus:        make(chan chromiumCloseStatus, 1),
 		serverCloseStatus: make(chan chromiumCloseStatus, 1),
@@ -273,8 +283,14 @@ func (s *chromiumServer) handler() http.Handler {
 		w.Header().Set("Cache-Control", "no-store")
 		w.Write(chromiumPage)
 	})
-	mux.Handle("/ws", &websocket.Handler{AccessOk: s.accessOk, Handle: s.echo, ServerName: "chromium-interop"})
-	mux.Handle("/ws-close", &websocket.Handler{AccessOk: s.accessOk, Handle: s.serverClose, ServerName: "chromium-interop"})
+	var compression websocket.CompressionOptions
+	if s.compression != nil {
+		compression = *s.compression
+	}
+	for path, handle := range map[string]func(*websocket.Conn){"/ws": s.echo, "/ws-close": s.serverClose} {
+		mux.Handle(path, &websocket.Handler{AccessOk: s.accessOk, Handle: handle, ServerName: "chromium-interop",
+			EnableCompression: s.compression != nil, CompressionOptions: compression})
+	}
 	mux.HandleFunc("/result", s.result)
 	return mux
 }
@@ -300,23 +316,28 @@ func chromiumFind(t *testing.T) string {
 	return ""
 }
 
-// chromiumStartServer starts s on a fresh 127.0.0.1 port.  httptest would
-// fall back to [::1] when IPv4 loopback is unavailable; an explicit tcp4
-// listener keeps the test on 127.0.0.1 as documented, and lets s.origin be
-// set before the first request can arrive.
-func chromiumStartServer(t *testing.T, s *chromiumServer) *httptest.Server {
+// chromiumStartServer starts s on a fresh 127.0.0.1 port and returns the
+// page's origin.  httptest would fall back to [::1] when IPv4 loopback is
+// unavailable; an explicit tcp4 listener keeps the test on 127.0.0.1 as
+// documented, and lets s.origin be set before the first request can
+// arrive.  With compression, the browser connects through a wireTap.
+func chromiumStartServer(t *testing.T, s *chromiumServer) string {
 	t.Helper()
 	l, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {
 		t.Fatalf("listening on 127.0.0.1: %v", err)
 	}
 	s.origin = "http://" + l.Addr().String()
+	if s.compression != nil {
+		s.tap = startWireTap(t, l.Addr().String())
+		s.origin = "http://" + s.tap.Addr()
+	}
 	ts := httptest.NewUnstartedServer(s.handler())
 	ts.Listener.Close()
 	ts.Listener = l
 	ts.Start()
 	t.Cleanup(ts.Close)
-	return ts
+	return s.origin
 }
 
 // chromiumLaunch starts headless Chromium on pageURL and registers a
@@ -446,10 +467,16 @@ func chromiumReapStragglers(t *testing.T, dir string) {
 }
 
 func TestChromiumEcho(t *testing.T) {
-	bin := chromiumFind(t)
+	runChromiumPage(t, newChromiumServer(nil), "", nil)
+}
 
-	s := newChromiumServer()
-	ts := chromiumStartServer(t, s)
+// runChromiumPage runs the page in a browser against s, with query added
+// to the page's URL, checks its report, in which the cases
+// chromiumRequiredCases and extraCases must be, and what the server saw,
+// and returns the report.
+func runChromiumPage(t *testing.T, s *chromiumServer, query string, extraCases []string) chromiumReport {
+	bin := chromiumFind(t)
+	origin := chromiumStartServer(t, s)
 	// Cleanups run last-registered first: the browser (registered by
 	// chromiumLaunch below) is killed first, then the server's events are
 	// printed if the test failed, then the server is closed.
@@ -466,15 +493,19 @@ func TestChromiumEcho(t *testing.T) {
 	})
 
 	output := &lockedBuffer{}
-	exited := chromiumLaunch(t, bin, ts.URL+"/", output)
+	exited := chromiumLaunch(t, bin, origin+"/"+query, output)
 
+	timeout := chromiumReportTimeout
+	if s.compression != nil {
+		timeout *= 2 // compress/flate is slow under the race detector
+	}
 	var rep chromiumReport
 	select {
 	case rep = <-s.report:
 	case err := <-exited:
 		t.Fatalf("chromium exited (%v) before the page sent its report", err)
-	case <-time.After(chromiumReportTimeout):
-		t.Fatalf("no report from the page within %v", chromiumReportTimeout)
+	case <-time.After(timeout):
+		t.Fatalf("no report from the page within %v", timeout)
 	}
 
 	t.Logf("browser: %s", rep.UserAgent)
@@ -489,7 +520,7 @@ func TestChromiumEcho(t *testing.T) {
 			t.Errorf("FAIL %-16s %s", c.Name, c.Detail)
 		}
 	}
-	for _, name := range chromiumRequiredCases {
+	for _, name := range append(slices.Clip(chromiumRequiredCases), extraCases...) {
 		if !seen[name] {
 			t.Errorf("the page did not report case %q", name)
 		}
@@ -544,4 +575,5 @@ func TestChromiumEcho(t *testing.T) {
 	if got := s.offered["/ws?case=main"]; len(got) != 0 {
 		t.Errorf("subprotocols offered on the main connection = %q, want none", got)
 	}
+	return rep
 }

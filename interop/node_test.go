@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -26,9 +27,24 @@ import (
 // connections are torn down when it expires.
 const testTimeout = 55 * time.Second
 
+// dialTimeout bounds each connection of a Go client to a Node server.
+const dialTimeout = 20 * time.Second
+
 const goodOrigin = "http://good.example"
 
 const mib = 1 << 20
+
+// startNodeTest begins a test with Node.js peers: it has the goroutines
+// checked at the end, requires the prerequisites, and returns a context
+// that ends timeout from now, or when the test does.
+func startNodeTest(t *testing.T, timeout time.Duration) (ctx context.Context, nodeBin, dir string) {
+	t.Helper()
+	checkGoroutines(t)
+	nodeBin, dir = requireNode(t)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	t.Cleanup(cancel)
+	return ctx, nodeBin, dir
+}
 
 // echo is the canonical echo handler: every message goes back with the same
 // type, streamed through SendMessage so large messages are fragmented by us.
@@ -86,8 +102,14 @@ func startGoServer(t *testing.T) *goServer {
 		conn.SetReadLimit(1024)
 		echo(conn)
 	})})
+	s.start(t, mux)
+	return s
+}
 
-	s.Server = httptest.NewUnstartedServer(mux)
+// start serves h on 127.0.0.1 until the test ends, when the server is
+// closed and its handlers waited for.
+func (s *goServer) start(t *testing.T, h http.Handler) {
+	s.Server = httptest.NewUnstartedServer(h)
 	s.Listener.Close()
 	s.Listener = loopbackListener(t)
 	s.Start()
@@ -95,7 +117,6 @@ func startGoServer(t *testing.T) *goServer {
 		s.Close()
 		s.waitHandlers(t)
 	})
-	return s
 }
 
 // track counts running handlers; ServeHTTP may or may not run Handle on its
@@ -172,16 +193,27 @@ type caseResult struct {
 }
 
 func TestNodeClientAgainstGoServer(t *testing.T) {
-	checkGoroutines(t)
-	nodeBin, dir := requireNode(t)
-	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
-	defer cancel()
+	ctx, nodeBin, dir := startNodeTest(t, testTimeout)
 
 	srv := startGoServer(t)
-	wsURL := "ws://" + srv.Listener.Addr().String()
+	runNodeClient(t, ctx, nodeBin, dir, "ws://"+srv.Listener.Addr().String(), 20)
 
+	checkClientCloseReports(t, srv.reports, map[string]closeReport{
+		"code":  {status: 4002, reason: "client-bye"},
+		"empty": {status: websocket.StatusNotSent, reason: ""},
+	})
+}
+
+// runNodeClient runs node/client.js against wsURL, with env ("NAME=value")
+// added to its environment, and turns each case it reports into a
+// subtest.  It must report at least minCases cases.
+func runNodeClient(t *testing.T, ctx context.Context, nodeBin, dir, wsURL string, minCases int, env ...string) {
+	t.Helper()
 	cmd := exec.CommandContext(ctx, nodeBin, "client.js", wsURL)
 	cmd.Dir = dir
+	if len(env) > 0 {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	cmd.WaitDelay = 5 * time.Second
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -200,14 +232,9 @@ func TestNodeClientAgainstGoServer(t *testing.T) {
 	if runErr != nil && (len(results) == 0 || allOK(results)) {
 		t.Errorf("node client.js: %v\nstderr:\n%s", runErr, stderr.String())
 	}
-	if len(results) < 20 {
+	if len(results) < minCases {
 		t.Errorf("node client.js reported only %d cases; stderr:\n%s", len(results), stderr.String())
 	}
-
-	checkClientCloseReports(t, srv.reports, map[string]closeReport{
-		"code":  {status: 4002, reason: "client-bye"},
-		"empty": {status: websocket.StatusNotSent, reason: ""},
-	})
 }
 
 // parseCaseResults parses client.js's JSON lines; any other line is a
@@ -270,6 +297,8 @@ func checkClientCloseReports(t *testing.T, reports <-chan closeReport, want map[
 type dialer struct {
 	ctx    context.Context
 	server *nodeServer
+	opts   *websocket.DialOptions // for the dials that pass none
+	limit  time.Duration          // of each connection; zero means dialTimeout
 }
 
 // connID makes a server.js ?id= tag from the subtest name.
@@ -306,6 +335,9 @@ func (d *dialer) dial(t *testing.T, path, id string, opts *websocket.DialOptions
 
 func (d *dialer) tryDial(t *testing.T, path string, query url.Values, opts *websocket.DialOptions) (*websocket.Conn, error) {
 	t.Helper()
+	if opts == nil {
+		opts = d.opts
+	}
 	var o websocket.DialOptions
 	if opts != nil {
 		o = *opts
@@ -315,8 +347,12 @@ func (d *dialer) tryDial(t *testing.T, path string, query url.Values, opts *webs
 		raw      net.Conn
 		finished bool // set by Cleanup; the watchdog must not log after it
 	)
+	netDial := o.NetDialContext
+	if netDial == nil {
+		netDial = (&net.Dialer{}).DialContext
+	}
 	o.NetDialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
-		c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+		c, err := netDial(ctx, network, addr)
 		mu.Lock()
 		raw = c
 		mu.Unlock()
@@ -327,11 +363,15 @@ func (d *dialer) tryDial(t *testing.T, path string, query url.Values, opts *webs
 			raw.Close()
 		}
 	}
-	watchdog := time.AfterFunc(20*time.Second, func() {
+	limit := d.limit
+	if limit == 0 {
+		limit = dialTimeout
+	}
+	watchdog := time.AfterFunc(limit, func() {
 		mu.Lock()
 		defer mu.Unlock()
 		if !finished {
-			t.Errorf("%s: timed out after 20s; closing the TCP connection", path)
+			t.Errorf("%s: timed out after %v; closing the TCP connection", path, limit)
 			closeRaw()
 		}
 	})
@@ -390,25 +430,41 @@ func expectMessage(t *testing.T, conn *websocket.Conn, wantType websocket.Messag
 var echoSizes = []int{0, 125, 126, 65535, 65536, 16 * mib}
 
 func TestGoDialAgainstNodeServer(t *testing.T) {
-	checkGoroutines(t)
-	nodeBin, dir := requireNode(t)
-	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
-	defer cancel()
+	ctx, nodeBin, dir := startNodeTest(t, testTimeout)
 	d := &dialer{ctx: ctx, server: startNodeServer(t, ctx, nodeBin, dir)}
 
 	for _, size := range echoSizes {
 		t.Run(fmt.Sprintf("echo-%d", size), func(t *testing.T) { testEchoSize(t, d, size) })
 	}
-	t.Run("echo-utf8-text", func(t *testing.T) { testEchoUTF8(t, d) })
-	t.Run("stream-send", func(t *testing.T) { testStreamSend(t, d) })
-	t.Run("receive-fragmented", func(t *testing.T) { testReceiveFragmented(t, d) })
+	runDialerCases(t, d, nodeDataCases)
 	t.Run("server-ping", func(t *testing.T) { testServerPing(t, d) })
 	t.Run("server-close", func(t *testing.T) { testServerClose(t, d) })
 	t.Run("client-close", func(t *testing.T) { testClientClose(t, d) })
 	t.Run("client-close-custom-code", func(t *testing.T) { testClientCloseCustom(t, d) })
 	t.Run("subprotocol", func(t *testing.T) { testSubprotocol(t, d) })
 	t.Run("origin", func(t *testing.T) { testOrigin(t, d) })
-	t.Run("read-limit", func(t *testing.T) { testReadLimit(t, d) })
+}
+
+// dialerCase is a case of a Go client against a Node.js server.
+type dialerCase struct {
+	name string
+	run  func(*testing.T, *dialer)
+}
+
+// nodeDataCases are the cases of TestGoDialAgainstNodeServer that send
+// and receive messages; TestGoDialDeflateNodeServer runs them compressed.
+var nodeDataCases = []dialerCase{
+	{"echo-utf8-text", testEchoUTF8},
+	{"stream-send", testStreamSend},
+	{"receive-fragmented", testReceiveFragmented},
+	{"read-limit", testReadLimit},
+}
+
+// runDialerCases runs each case as a subtest.
+func runDialerCases(t *testing.T, d *dialer, cases []dialerCase) {
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) { c.run(t, d) })
+	}
 }
 
 // testEchoSize round-trips binary and text messages of one size through
@@ -482,18 +538,26 @@ func testStreamSend(t *testing.T, d *dialer) {
 
 func sendStreamed(t *testing.T, conn *websocket.Conn, tp websocket.MessageType, parts [][]byte) {
 	t.Helper()
+	if err := streamMessage(conn, tp, parts); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// streamMessage sends parts as one message, one Write each.
+func streamMessage(conn *websocket.Conn, tp websocket.MessageType, parts [][]byte) error {
 	w, err := conn.SendMessage(tp)
 	if err != nil {
-		t.Fatalf("SendMessage: %v", err)
+		return fmt.Errorf("SendMessage: %w", err)
 	}
 	for i, p := range parts {
 		if _, err := w.Write(p); err != nil {
-			t.Fatalf("Write of part %d (%d bytes): %v", i, len(p), err)
+			return fmt.Errorf("Write of part %d (%d bytes): %w", i, len(p), err)
 		}
 	}
 	if err := w.Close(); err != nil {
-		t.Fatalf("closing the message writer: %v", err)
+		return fmt.Errorf("closing the message writer: %w", err)
 	}
+	return nil
 }
 
 // testReceiveFragmented reads the fragmented messages server.js sends with

@@ -17,6 +17,9 @@
 //                            http://good.example
 //   /limit                   echo with SetReadLimit(1024)
 //
+// With GOWEBSOCK_DEFLATE set, the permessage-deflate cases run instead (see
+// deflateCases below).
+//
 // Every case runs on its own connection so that one failure cannot cascade
 // into the next case. One JSON line is printed per case:
 //
@@ -27,7 +30,9 @@
 const WebSocket = require('ws');
 const { pattern, utf8Sample } = require('./pattern');
 
-const CASE_TIMEOUT_MS = 10000;
+// GOWEBSOCK_CASE_TIMEOUT_MS may raise it for the deflate cases, whose
+// compression is slow on the Go side under the race detector.
+const CASE_TIMEOUT_MS = Number(process.env.GOWEBSOCK_CASE_TIMEOUT_MS) || 10000;
 const MiB = 1024 * 1024;
 
 const baseURL = (process.argv[2] || process.env.GOWEBSOCK_URL || '').replace(
@@ -46,6 +51,10 @@ if (!baseURL) {
 function open(path, protocols, options) {
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(baseURL + path, protocols, options);
+    // The server's Sec-WebSocket-Extensions, for the deflate cases.
+    ws.once('upgrade', (res) => {
+      ws.extensionsAnswer = res.headers['sec-websocket-extensions'] || '';
+    });
     ws.once('open', () => resolve(ws));
     ws.once('error', reject);
   });
@@ -111,9 +120,12 @@ async function echoOnce(ws, payload, binary) {
   assertSameBytes(data, Buffer.from(payload));
 }
 
-/** Runs `fn` on a fresh /echo connection and closes it normally afterwards. */
-async function withEcho(fn) {
-  const ws = await open('/echo');
+/**
+ * Runs `fn` on a fresh echo connection (/echo unless another path is given)
+ * and closes it normally afterwards.
+ */
+async function withEcho(fn, path = '/echo', options = undefined) {
+  const ws = await open(path, undefined, options);
   try {
     const detail = await fn(ws);
     const done = closed(ws);
@@ -360,6 +372,134 @@ const cases = [
   ]
 ];
 
+// ---------------------------------------------------------------------------
+// permessage-deflate (RFC 7692), for TestNodeDeflateClient in
+// compress_test.go. GOWEBSOCK_DEFLATE is a JSON list of configurations,
+//
+//   [{"name": N, "path": P, "options": {...}, "huge": bool}, ...]
+//
+// and for each the cases N/echo, N/fragmented and, if huge, N/16MiB run on
+// the echo endpoint P, with ws's perMessageDeflate option set to `options`.
+// Each checks that ws agreed on the extension and reports the server's
+// Sec-WebSocket-Extensions answer; the Go side checks the frames on the wire.
+
+const DEFLATE_SIZES = [1, 100, 1000, 64 * 1024, MiB];
+
+/**
+ * `n` bytes of ASCII text whose lines repeat each other within less than
+ * the smallest LZ77 window of RFC 7692 (2^8 bytes).
+ */
+function compressibleText(n, seed) {
+  const lines = [];
+  for (let i = 0; i < 40; i++) {
+    lines.push(`message ${seed} line ${i}: the quick brown fox jumps over the lazy dog\n`);
+  }
+  return Buffer.alloc(n, lines.join(''));
+}
+
+/** `n` bytes from a small alphabet, repeating every 251 bytes. */
+function compressibleBinary(n, seed) {
+  const block = pattern(251, seed);
+  for (let i = 0; i < block.length; i++) block[i] = (block[i] & 0x0f) * 3;
+  return Buffer.alloc(n, block);
+}
+
+/**
+ * `n` bytes of random UTF-8 text: printable ASCII with 2-, 3- and 4-byte
+ * sequences mixed in, which Huffman coding compresses only a little.
+ */
+function randomText(n, seed) {
+  const r = pattern(n, seed);
+  const out = Buffer.alloc(n);
+  const multi = [Buffer.from('é'), Buffer.from('€'), Buffer.from('😀')];
+  let o = 0;
+  for (let i = 0; o < n; i++) {
+    const m = multi[r[i] % 13];
+    if (m && o + m.length <= n) {
+      o += m.copy(out, o);
+    } else {
+      out[o++] = 0x21 + (r[i] % 94);
+    }
+  }
+  return out;
+}
+
+/** [name, binary, make(n, seed)] of the payloads of the echo matrix. */
+const DEFLATE_PAYLOADS = [
+  ['text', false, compressibleText],
+  ['random-text', false, randomText],
+  ['binary', true, compressibleBinary],
+  ['random-binary', true, pattern]
+];
+
+/** Checks that ws agreed on permessage-deflate and describes the answer. */
+function negotiated(ws) {
+  assert(
+    ws.extensions === 'permessage-deflate',
+    `ws.extensions is ${JSON.stringify(ws.extensions)}, want "permessage-deflate" (answer ${JSON.stringify(ws.extensionsAnswer)})`
+  );
+  return `answer ${JSON.stringify(ws.extensionsAnswer)}`;
+}
+
+/**
+ * Every size and payload; up to 64 KiB each is sent twice in a row: with
+ * context takeover the second one compresses to little more than a
+ * back-reference. Larger ones, beyond the reach of the context, go once.
+ */
+async function deflateEchoMatrix(ws) {
+  let count = 0;
+  for (const n of DEFLATE_SIZES) {
+    for (const [name, binary, make] of DEFLATE_PAYLOADS) {
+      const payload = make(n, n + name.length);
+      for (let i = 0; i < (n <= 64 * 1024 ? 2 : 1); i++) {
+        await echoOnce(ws, payload, binary);
+        count++;
+      }
+    }
+  }
+  return `${count} messages of ${DEFLATE_SIZES.join(', ')} bytes echoed`;
+}
+
+/**
+ * Fragmented messages from ws (fin:false), each sent twice, the first time
+ * with a ping between the first two fragments; the large one once.
+ */
+async function deflateFragmented(ws) {
+  const utf8 = Buffer.from('€uro ✓ 😀', 'utf8');
+  const big = compressibleText(MiB, 3);
+  const random = randomText(200000, 4);
+  const messages = [
+    [[utf8.subarray(0, 1), utf8.subarray(1, 9), utf8.subarray(9)], false],
+    [[pattern(1000, 7), Buffer.alloc(0), compressibleBinary(70000, 8), pattern(3, 9)], true],
+    [[random.subarray(0, 99999), random.subarray(99999)], false]
+  ];
+  for (const [parts, binary] of messages) {
+    await fragmentedEcho(ws, parts, binary, 'mid-ping');
+    await fragmentedEcho(ws, parts, binary);
+  }
+  const bigParts = [big.subarray(0, 1), big.subarray(1, 300001), big.subarray(300001, 300003), big.subarray(300003)];
+  await fragmentedEcho(ws, bigParts, false);
+  return `${2 * messages.length + 1} fragmented messages echoed`;
+}
+
+async function deflateHuge(ws) {
+  await echoOnce(ws, compressibleText(16 * MiB, 16), false);
+  await echoOnce(ws, pattern(16 * MiB, 17), true);
+  return '16 MiB of text (compressible) and of binary (random) echoed';
+}
+
+function deflateCases(configs) {
+  const list = [];
+  for (const cfg of configs) {
+    const run = (fn) => () =>
+      withEcho(async (ws) => `${negotiated(ws)}; ${await fn(ws)}`, cfg.path, { perMessageDeflate: cfg.options });
+    list.push([`${cfg.name}/echo`, run(deflateEchoMatrix)]);
+    list.push([`${cfg.name}/fragmented`, run(deflateFragmented)]);
+    if (cfg.huge) list.push([`${cfg.name}/16MiB`, run(deflateHuge)]);
+  }
+  return list;
+}
+
 /** Runs one case with a deadline and reports it as a JSON line. */
 async function runCase(name, fn) {
   let timer;
@@ -383,8 +523,9 @@ async function runCase(name, fn) {
 
 async function main() {
   const only = process.env.GOWEBSOCK_CASES ? process.env.GOWEBSOCK_CASES.split(',') : null;
+  const deflate = process.env.GOWEBSOCK_DEFLATE;
   let failed = 0;
-  for (const [name, fn] of cases) {
+  for (const [name, fn] of deflate ? deflateCases(JSON.parse(deflate)) : cases) {
     if (only && !only.includes(name)) continue;
     if (!(await runCase(name, fn))) failed++;
   }

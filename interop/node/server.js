@@ -19,6 +19,8 @@
 //   /fragmented       sends a fragmented text message whose fragments split
 //                     a UTF-8 code point, then a fragmented binary message
 //                     (pattern(70000, 42) in 3 fragments), then echoes
+//   /echo-fragmented  echoes every message as three fragments, split at a
+//                     third and two thirds of its bytes (ws's {fin:false})
 //   /subprotocol      selects "chat.v1" when the client offers it, echoes
 //   /origin           accepts only Origin http://good.example (else 403)
 //
@@ -26,6 +28,11 @@
 // sees is printed on stdout, so the Go test can check the code it sent:
 //
 //   {"event":"close","id":ID,"path":PATH,"code":CODE,"reason":REASON}
+//
+// With GOWEBSOCK_DEFLATE set to a JSON object, the server accepts
+// permessage-deflate (RFC 7692) with that object as ws's perMessageDeflate
+// options (threshold, serverNoContextTakeover, clientMaxWindowBits, ...);
+// without it, it declines the extension, as ws servers do by default.
 //
 // The server exits when its stdin closes (the Go test holds a pipe) or on
 // SIGTERM/SIGINT, so an abandoned server cannot outlive its test.
@@ -76,6 +83,15 @@ function pingThenEcho(ws) {
   ws.ping(PING_PAYLOAD);
 }
 
+function echoFragmented(ws) {
+  ws.on('message', (data, isBinary) => {
+    const n = data.length;
+    const a = Math.floor(n / 3);
+    const b = Math.floor((2 * n) / 3);
+    sendFragmented(ws, [data.subarray(0, a), data.subarray(a, b), data.subarray(b)], isBinary);
+  });
+}
+
 function fragmentedThenEcho(ws) {
   // "€" is E2 82 AC: the first fragment ends in the middle of it.
   const text = Buffer.from('frag€mented ✓ 😀', 'utf8');
@@ -103,6 +119,9 @@ function onConnection(ws, req) {
     case '/fragmented':
       fragmentedThenEcho(ws);
       break;
+    case '/echo-fragmented':
+      echoFragmented(ws);
+      break;
     default:
       echo(ws);
   }
@@ -112,7 +131,8 @@ function main() {
   const server = http.createServer((req, res) => {
     res.writeHead(404).end();
   });
-  const wss = new WebSocketServer({ server, handleProtocols, verifyClient });
+  const perMessageDeflate = process.env.GOWEBSOCK_DEFLATE ? JSON.parse(process.env.GOWEBSOCK_DEFLATE) : false;
+  const wss = new WebSocketServer({ server, handleProtocols, verifyClient, perMessageDeflate });
   wss.on('connection', onConnection);
 
   const shutdown = () => {
