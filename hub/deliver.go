@@ -77,13 +77,15 @@ func (h *Hub) catchUp() {
 func (h *Hub) catchUpTopic(t *topic) {
 	ctx, cancel := h.brokerContext()
 	defer cancel()
-	pubs, current, err := h.broker.History(ctx, t.name, 0)
+	pubs, current, err := h.broker.History(ctx, t.name, t.last.Offset)
+	if err == nil && current.Epoch != t.last.Epoch {
+		// A new epoch: everything of it is new here.
+		t.last = Position{Epoch: current.Epoch}
+		pubs, _, err = h.broker.History(ctx, t.name, 0)
+	}
 	if err != nil {
 		h.opts.ErrorLog(err)
 		return
-	}
-	if current.Epoch != t.last.Epoch {
-		t.last = Position{Epoch: current.Epoch}
 	}
 	for i := range pubs {
 		if p := &pubs[i]; p.Position.Epoch == t.last.Epoch && p.Position.Offset > t.last.Offset {

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -17,11 +18,12 @@ import (
 // presence, as a second instance connected to the same server would:
 // two hubs on a MemoryBroker and its peer behave as two instances.
 type MemoryBroker struct {
-	shared *memShared
-	queue  memQueue
-	closed chan struct{}
-	done   chan struct{} // the delivering goroutine has returned
-	once   sync.Once
+	shared  *memShared
+	queue   memQueue
+	closed  chan struct{}
+	done    chan struct{} // the delivering goroutine has returned
+	started atomic.Bool   // the delivering goroutine runs
+	once    sync.Once
 }
 
 // memQueueLimit is how many deliveries may wait for one instance before
@@ -63,6 +65,7 @@ func (b *MemoryBroker) Peer() *MemoryBroker { return newMemoryBroker(b.shared) }
 
 // Start implements Broker.
 func (b *MemoryBroker) Start(r Receiver) error {
+	b.started.Store(true)
 	go b.deliver(r)
 	return nil
 }
@@ -242,7 +245,9 @@ func (b *MemoryBroker) Presence(ctx context.Context, topic string) (map[string][
 	return present, nil
 }
 
-// Close implements Broker: the instance's subscriptions end.
+// Close implements Broker: the instance's subscriptions end, and it
+// returns once the last delivery has.  It must not be called from
+// within Receiver.Deliver.
 func (b *MemoryBroker) Close() error {
 	b.once.Do(func() {
 		b.shared.mu.Lock()
@@ -252,6 +257,10 @@ func (b *MemoryBroker) Close() error {
 		b.shared.mu.Unlock()
 		close(b.closed)
 	})
+	// Nothing is delivered once Close has returned.
+	if b.started.Load() {
+		<-b.done
+	}
 	return nil
 }
 

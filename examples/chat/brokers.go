@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/gowebsock/websocket/hub"
+	"github.com/gowebsock/websocket/hub/natsbroker"
 	"github.com/gowebsock/websocket/hub/redisbroker"
 )
 
@@ -16,6 +17,8 @@ func newBroker(redisAddr, natsURL string) (hub.Broker, error) {
 		return nil, fmt.Errorf("-redis and -nats exclude each other")
 	case redisAddr != "":
 		return redisbroker.New(redisbroker.Options{Addr: redisAddr})
+	case natsURL != "":
+		return natsbroker.New(natsbroker.Options{URL: natsURL})
 	}
 	return nil, nil
 }

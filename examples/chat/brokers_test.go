@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/gowebsock/websocket/hub"
+	"github.com/gowebsock/websocket/hub/natsbroker"
 	"github.com/gowebsock/websocket/hub/redisbroker"
 )
 
@@ -27,8 +28,23 @@ func serverAddress(t *testing.T, env string) string {
 // TestChatTwoInstancesRedis runs two chat servers on one Redis.
 func TestChatTwoInstancesRedis(t *testing.T) {
 	addr := serverAddress(t, "REDIS_ADDR")
+	prefix := fmt.Sprintf("chat-test-%d:", time.Now().UnixNano())
 	connect := func() hub.Broker {
-		b, err := redisbroker.New(redisbroker.Options{Addr: addr, Prefix: fmt.Sprintf("chat-test-%d:", time.Now().UnixNano())})
+		b, err := redisbroker.New(redisbroker.Options{Addr: addr, Prefix: prefix})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	testTwoInstances(t, connect(), connect())
+}
+
+// TestChatTwoInstancesNATS runs two chat servers on one NATS server.
+func TestChatTwoInstancesNATS(t *testing.T) {
+	url := serverAddress(t, "NATS_URL")
+	prefix := fmt.Sprintf("chat-test-%d", time.Now().UnixNano())
+	connect := func() hub.Broker {
+		b, err := natsbroker.New(natsbroker.Options{URL: url, Prefix: prefix})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -66,6 +66,7 @@ func join(t *testing.T, url, name string) *websocket.Conn {
 // next receives the next event.
 func next(t *testing.T, conn *websocket.Conn) Message {
 	t.Helper()
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
 	text, err := conn.ReceiveText(1 << 20)
 	if err != nil {
 		t.Fatalf("receiving: %v", err)
