@@ -5,10 +5,13 @@
 # results/results.jsonl (every run), results/results.md (medians, with
 # ratios) and results/chart.svg, which ../BENCHMARKS.md shows.
 #
-#   bench/run.sh              the full set, about 25 minutes
-#   bench/run.sh -short       a quick check of every echo, under a minute;
-#                             results go to $BENCH_OUT or a temporary directory
+#   bench/run.sh              the full set, about 32 minutes
+#   bench/run.sh -short       a quick check of every echo, compressed too,
+#                             under a minute; results go to $BENCH_OUT or a
+#                             temporary directory
 #   bench/run.sh -only idle   flags after these go to benchrun
+#   bench/run.sh -only compression -out results/compression
+#                             permessage-deflate only, about 8 minutes
 set -euo pipefail
 cd "$(dirname "$0")"
 

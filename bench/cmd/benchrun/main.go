@@ -28,18 +28,68 @@ import (
 
 // scenario is one run of the load generator, for every library in libs.
 type scenario struct {
-	Name     string   // the table it belongs to
-	Args     []string // for wsload, less -addr, -stats and -lib
-	Libs     []string
-	Metric   string // the result field to compare
-	Better   string // "higher" or "lower"
-	Describe string
+	Name       string   // the table it belongs to
+	Args       []string // for wsload, less -addr, -stats and -lib
+	ServerArgs []string // for echoserver, less -lib
+	Libs       []string
+	Metric     string // the result field to compare
+	Better     string // "higher" or "lower"
+	Describe   string
 }
 
 var (
 	allLibs = []string{"ours", "gorilla", "coder", "gws", "gobwas", "tcp"}
 	wsLibs  = []string{"ours", "gorilla", "coder", "gws", "gobwas"}
+	// gorilla has no context takeover.
+	takeoverLibs = []string{"ours", "coder", "gws", "gobwas"}
 )
+
+// compressionPrefix begins the names of the compression scenarios, which
+// -only compression selects.  Their names contain neither "echo" nor
+// "idle", so that -only echo and -only idle select what they did before.
+const compressionPrefix = "compression · "
+
+// compressionScenarios are the scenarios of permessage-deflate: the chat
+// corpus echoed on 64 connections, and 1000 connections (200 with
+// -short) that exchanged one message each and wait, uncompressed for
+// reference, without and with context takeover, all at level 1 with
+// every message compressed.  -short runs only the echoes, briefly.
+func compressionScenarios(short bool, d, w string) []scenario {
+	var list []scenario
+	type mode struct{ name, flag string }
+	modes := []mode{{"uncompressed", "none"}, {"no context takeover", "notakeover"}, {"context takeover", "takeover"}}
+	libs := func(m mode) []string {
+		if m.flag == "takeover" {
+			return takeoverLibs
+		}
+		return wsLibs
+	}
+	for _, m := range modes {
+		if short && m.flag == "none" {
+			continue
+		}
+		list = append(list, scenario{
+			Name:       compressionPrefix + "64 conns, " + m.name,
+			Args:       []string{"-scenario", "echo", "-compress", m.flag, "-chat", "-conns", "64", "-inflight", "1", "-duration", d, "-warmup", w},
+			ServerArgs: []string{"-compress", m.flag},
+			Libs:       libs(m),
+			Metric:     "msgs_per_sec", Better: "higher",
+		})
+	}
+	if short {
+		return list
+	}
+	for _, m := range modes {
+		list = append(list, scenario{
+			Name:       compressionPrefix + "1000 conns waiting, " + m.name,
+			Args:       []string{"-scenario", "idle", "-compress", m.flag, "-chat", "-conns", "1000", "-warmup", "2s"},
+			ServerArgs: []string{"-compress", m.flag},
+			Libs:       libs(m),
+			Metric:     "heap_bytes_per_conn", Better: "lower",
+		})
+	}
+	return list
+}
 
 func scenarios(short bool) []scenario {
 	d, w := "3s", "1s"
@@ -87,7 +137,7 @@ func scenarios(short bool) []scenario {
 		Libs:   append(wsLibs, "gobwas-wsutil"),
 		Metric: "kib_per_conn", Better: "lower",
 	})
-	return list
+	return append(list, compressionScenarios(short, d, w)...)
 }
 
 func sizeName(n int) string {
@@ -183,7 +233,7 @@ func runAll(bin, raw string, list []scenario, reps int, serverCPU, loadCPU strin
 // runOne starts lib's server, runs the load generator against it, and
 // returns the load generator's result line.
 func runOne(bin string, sc scenario, lib string, pin func(string, ...string) []string, serverCPU, loadCPU string) ([]byte, error) {
-	args := pin(serverCPU, filepath.Join(bin, "echoserver"), "-lib", lib)
+	args := pin(serverCPU, append([]string{filepath.Join(bin, "echoserver"), "-lib", lib}, sc.ServerArgs...)...)
 	server := exec.Command(args[0], args[1:]...)
 	server.Stderr = os.Stderr
 	stdout, err := server.StdoutPipe()

@@ -79,20 +79,33 @@ func writeReport(raw, out string, list []scenario) error {
 	var md strings.Builder
 	fmt.Fprintf(&md, "Medians of %d repetition(s); each library's server pinned to one CPU, the load generator to another.\n", reps)
 	fmt.Fprintf(&md, "In parentheses: how many times better ours is than that library (above 1: ours is better).\n\n")
+	// A column is a metric, which better says how to compare ("" for
+	// not at all); zero is a figure only where zeroOK is set.
 	type column struct {
-		title, metric, better, unit string
-		scale                       float64
+		title, metric, better string
+		zeroOK                bool
 	}
 	tables := []struct {
 		title  string
 		filter func(scenario) bool
 		cols   []column
+		// vsBest adds, for the first column, ours over the best of
+		// the others.
+		vsBest bool
 	}{
-		{"Echo throughput (messages per second)", isEcho, []column{{"", "msgs_per_sec", "higher", "", 1}}},
-		{"Server CPU per message (µs)", isEcho, []column{{"", "server_cpu_us_per_msg", "lower", "", 1}}},
-		{"Ping-pong latency, p50 / p99 (µs)", isLatency, []column{{"p50", "p50_us", "lower", "", 1}, {"p99", "p99_us", "lower", "", 1}}},
-		{"Handshakes per second", isHandshake, []column{{"", "handshakes_per_sec", "higher", "", 1}}},
-		{"Idle connections: server RSS per connection (KiB) and goroutines per connection", isIdle, []column{{"KiB", "kib_per_conn", "lower", "", 1}, {"goroutines", "goroutines_per_conn", "lower", "", 1}}},
+		{"Echo throughput (messages per second)", isEcho, []column{{"", "msgs_per_sec", "higher", false}}, false},
+		{"Server CPU per message (µs)", isEcho, []column{{"", "server_cpu_us_per_msg", "lower", false}}, false},
+		{"Ping-pong latency, p50 / p99 (µs)", isLatency, []column{{"p50", "p50_us", "lower", false}, {"p99", "p99_us", "lower", false}}, false},
+		{"Handshakes per second", isHandshake, []column{{"", "handshakes_per_sec", "higher", false}}, false},
+		{"Idle connections: server RSS per connection (KiB) and goroutines per connection", isIdle, []column{{"KiB", "kib_per_conn", "lower", false}, {"goroutines", "goroutines_per_conn", "lower", true}}, false},
+		{"Compression, chat JSON: echo throughput (messages per second), and the load generator's CPU use (% of its CPU)", isCompressionEcho,
+			[]column{{"", "msgs_per_sec", "higher", false}, {"load CPU %", "load_cpu_percent", "", false}}, true},
+		{"Compression: compression ratio, echoed payload ÷ bytes on the wire (higher is smaller)", isCompressed(isCompressionEcho),
+			[]column{{"", "compression_ratio", "higher", false}}, true},
+		{"Compression: server CPU (µs), heap allocations and bytes allocated, per message", isCompressionEcho,
+			[]column{{"CPU µs", "server_cpu_us_per_msg", "lower", false}, {"allocs", "server_allocs_per_msg", "lower", true}, {"bytes", "server_alloc_bytes_per_msg", "lower", true}}, true},
+		{"Compression: waiting connections, server heap in use (bytes), RSS (KiB) and goroutines per connection", isCompressionIdle,
+			[]column{{"heap B", "heap_bytes_per_conn", "lower", false}, {"RSS KiB", "kib_per_conn", "lower", false}, {"goroutines", "goroutines_per_conn", "lower", true}}, true},
 	}
 	for _, t := range tables {
 		var rows []scenario
@@ -109,13 +122,19 @@ func writeReport(raw, out string, list []scenario) error {
 		for _, lib := range libs {
 			fmt.Fprintf(&md, " %s |", lib)
 		}
+		if t.vsBest {
+			md.WriteString(" ours ÷ best other |")
+		}
 		md.WriteString("\n|---|")
 		for range libs {
 			md.WriteString("---|")
 		}
+		if t.vsBest {
+			md.WriteString("---|")
+		}
 		md.WriteString("\n")
 		for _, row := range rows {
-			for _, col := range t.cols {
+			for i, col := range t.cols {
 				name := row.Name
 				if col.title != "" {
 					name += " (" + col.title + ")"
@@ -124,12 +143,12 @@ func writeReport(raw, out string, list []scenario) error {
 				fmt.Fprintf(&md, "| %s |", name)
 				for _, lib := range libs {
 					v, ok := med[lib]
-					if !ok || (v == 0 && col.metric != "goroutines_per_conn") {
+					if !ok || (v == 0 && !col.zeroOK) {
 						md.WriteString(" – |")
 						continue
 					}
 					fmt.Fprintf(&md, " %s", format(v))
-					if lib != "ours" && med["ours"] > 0 && v > 0 {
+					if lib != "ours" && col.better != "" && med["ours"] > 0 && v > 0 {
 						ratio := v / med["ours"]
 						if col.better == "higher" {
 							ratio = med["ours"] / v
@@ -137,6 +156,9 @@ func writeReport(raw, out string, list []scenario) error {
 						fmt.Fprintf(&md, " (%.2f)", ratio)
 					}
 					md.WriteString(" |")
+				}
+				if t.vsBest {
+					md.WriteString(vsBest(med, libs, col.better, i == 0) + " |")
 				}
 				md.WriteString("\n")
 			}
@@ -153,6 +175,54 @@ func isEcho(s scenario) bool      { return strings.HasPrefix(s.Name, "echo ") }
 func isLatency(s scenario) bool   { return strings.Contains(s.Name, "latency") }
 func isHandshake(s scenario) bool { return strings.HasPrefix(s.Name, "handshakes") }
 func isIdle(s scenario) bool      { return strings.HasPrefix(s.Name, "idle") }
+
+func isCompressionEcho(s scenario) bool {
+	return strings.HasPrefix(s.Name, compressionPrefix) && arg(s.Args, "-scenario") == "echo"
+}
+
+func isCompressionIdle(s scenario) bool {
+	return strings.HasPrefix(s.Name, compressionPrefix) && arg(s.Args, "-scenario") == "idle"
+}
+
+// isCompressed narrows a filter to the scenarios with compression on.
+func isCompressed(filter func(scenario) bool) func(scenario) bool {
+	return func(s scenario) bool { return filter(s) && arg(s.Args, "-compress") != "none" }
+}
+
+// arg returns the value of a flag in args.
+func arg(args []string, flag string) string {
+	if i := slices.Index(args, flag); i >= 0 && i+1 < len(args) {
+		return args[i+1]
+	}
+	return ""
+}
+
+// vsBest returns ours over the best of the other libraries, and which
+// that is, as "1.23 (gws)": above 1, ours is better.  Only on the first
+// column of a row, which has a better.
+func vsBest(med map[string]float64, libs []string, better string, first bool) string {
+	if !first || better == "" || med["ours"] <= 0 {
+		return " –"
+	}
+	best, bestLib := 0.0, ""
+	for _, lib := range libs {
+		v, ok := med[lib]
+		if lib == "ours" || !ok || v <= 0 {
+			continue
+		}
+		if bestLib == "" || (better == "higher") == (v > best) {
+			best, bestLib = v, lib
+		}
+	}
+	if bestLib == "" {
+		return " –"
+	}
+	ratio := best / med["ours"]
+	if better == "higher" {
+		ratio = med["ours"] / best
+	}
+	return fmt.Sprintf(" %.2f (%s)", ratio, bestLib)
+}
 
 // unionLibs lists the libraries of the scenarios, ours first.
 func unionLibs(rows []scenario) []string {

@@ -11,12 +11,20 @@ import (
 )
 
 // coder echoes as its README's example does, with Reader, Writer and
-// io.Copy, without compression.
+// io.Copy, without compression unless -compress asks for it.
 func init() {
 	servers["coder"] = func(ln net.Listener) error {
+		opts := &websocket.AcceptOptions{CompressionMode: websocket.CompressionDisabled}
+		switch compression.mode {
+		case "notakeover":
+			opts.CompressionMode = websocket.CompressionNoContextTakeover
+		case "takeover":
+			opts.CompressionMode = websocket.CompressionContextTakeover
+		}
+		opts.CompressionThreshold = compression.threshold
 		mux := http.NewServeMux()
 		mux.HandleFunc("/ws", func(w http.ResponseWriter, r *http.Request) {
-			conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{CompressionMode: websocket.CompressionDisabled})
+			conn, err := websocket.Accept(w, r, opts)
 			if err != nil {
 				return
 			}

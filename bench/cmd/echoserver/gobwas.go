@@ -14,10 +14,14 @@ import (
 // payload, Cipher to unmask, WriteHeader and the payload back, on a
 // goroutine per connection that holds no buffer while it waits.  The
 // reply goes out through a pooled bufio.Writer (gobwas/pool), in one
-// write.
+// write.  With compression, it is gobwasFlate instead.
 func init() {
 	servers["gobwas"] = func(ln net.Listener) error {
 		mux := http.NewServeMux()
+		if compression.enabled() {
+			mux.HandleFunc("/ws", gobwasFlate)
+			return (&http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}).Serve(ln)
+		}
 		mux.HandleFunc("/ws", func(w http.ResponseWriter, r *http.Request) {
 			conn, _, _, err := ws.UpgradeHTTP(r, w)
 			if err != nil {

@@ -20,6 +20,8 @@ func init() {
 			WriteBufferSize: 4096,
 			WriteBufferPool: &sync.Pool{},
 			CheckOrigin:     func(*http.Request) bool { return true },
+			// Without context takeover, as it always does.
+			EnableCompression: compression.enabled(),
 		}
 		mux := http.NewServeMux()
 		mux.HandleFunc("/ws", func(w http.ResponseWriter, r *http.Request) {
@@ -28,6 +30,9 @@ func init() {
 				return
 			}
 			defer conn.Close()
+			if compression.enabled() {
+				conn.SetCompressionLevel(compression.level)
+			}
 			for {
 				mt, r, err := conn.NextReader()
 				if err != nil {

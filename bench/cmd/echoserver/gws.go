@@ -12,7 +12,19 @@ import (
 // writes the message back, and ReadLoop on a goroutine of its own.
 func init() {
 	servers["gws"] = func(ln net.Listener) error {
-		upgrader := gws.NewUpgrader(gwsEcho{}, &gws.ServerOption{})
+		opts := &gws.ServerOption{}
+		if compression.enabled() {
+			opts.PermessageDeflate = gws.PermessageDeflate{
+				Enabled:               true,
+				Level:                 compression.level,
+				Threshold:             compression.threshold,
+				ServerContextTakeover: compression.takeover(),
+				ClientContextTakeover: compression.takeover(),
+				ServerMaxWindowBits:   15,
+				ClientMaxWindowBits:   15,
+			}
+		}
+		upgrader := gws.NewUpgrader(gwsEcho{}, opts)
 		mux := http.NewServeMux()
 		mux.HandleFunc("/ws", func(w http.ResponseWriter, r *http.Request) {
 			socket, err := upgrader.Upgrade(w, r)

@@ -4,6 +4,10 @@
 // ceiling.  The echo listens on -addr, at /ws; a second listener, -stats,
 // reports the process's own figures at /stats, for the load generator.
 //
+// With -compress notakeover or takeover, it accepts permessage-deflate
+// (RFC 7692), without or with context takeover both ways, compressing at
+// -level every message of -threshold bytes or more; see compression.
+//
 // It prints one line, "echo ADDR stats ADDR", once both listen.
 package main
 
@@ -18,9 +22,9 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
-	"strconv"
-	"strings"
 	"time"
+
+	"github.com/gowebsock/websocket/bench/internal/proc"
 )
 
 // servers maps each -lib to the function that serves the echo on a
@@ -34,10 +38,16 @@ func main() {
 	lib := flag.String("lib", "ours", "library: ours, gorilla, coder, gws, gobwas or tcp")
 	addr := flag.String("addr", "127.0.0.1:0", "address of the echo")
 	statsAddr := flag.String("stats", "127.0.0.1:0", "address of the stats endpoint")
+	flag.StringVar(&compression.mode, "compress", "none", "permessage-deflate: none, notakeover or takeover")
+	flag.IntVar(&compression.level, "level", 1, "compression level, 1 (best speed) to 9")
+	flag.IntVar(&compression.threshold, "threshold", 1, "messages of this many bytes or more are compressed")
 	flag.Parse()
 	serve, ok := servers[*lib]
 	if !ok {
 		log.Fatalf("unknown library %q", *lib)
+	}
+	if err := compression.check(*lib); err != nil {
+		log.Fatal(err)
 	}
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
@@ -56,15 +66,6 @@ func main() {
 	log.Fatal(serve(ln))
 }
 
-// stats are the figures the load generator asks for.
-type stats struct {
-	Goroutines int   `json:"goroutines"`
-	RSSKiB     int64 `json:"rss_kib"`
-	HeapInuse  int64 `json:"heap_inuse"`
-	StackInuse int64 `json:"stack_inuse"`
-	CPUNanos   int64 `json:"cpu_ns"` // user and system time of the process
-}
-
 // serveStats reports the process's figures; with ?gc=1, after freeing
 // what can be freed, so that the resident size shows what is in use.
 func serveStats(w http.ResponseWriter, r *http.Request) {
@@ -76,41 +77,14 @@ func serveStats(w http.ResponseWriter, r *http.Request) {
 	}
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
-	s := stats{
+	s := proc.Stats{
 		Goroutines: runtime.NumGoroutine(),
-		RSSKiB:     procStatusKiB("VmRSS:"),
+		RSSKiB:     proc.StatusKiB("VmRSS:"),
 		HeapInuse:  int64(m.HeapInuse),
 		StackInuse: int64(m.StackInuse),
-		CPUNanos:   cpuNanos(),
+		CPUNanos:   int64(proc.CPUTime()),
+		Mallocs:    m.Mallocs,
+		TotalAlloc: m.TotalAlloc,
 	}
 	json.NewEncoder(w).Encode(s)
-}
-
-// procStatusKiB reads a field of /proc/self/status, in KiB.
-func procStatusKiB(field string) int64 {
-	data, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return -1
-	}
-	for line := range strings.Lines(string(data)) {
-		if rest, ok := strings.CutPrefix(line, field); ok {
-			n, _ := strconv.ParseInt(strings.Fields(rest)[0], 10, 64)
-			return n
-		}
-	}
-	return -1
-}
-
-// cpuNanos returns the process's user and system CPU time.
-func cpuNanos() int64 {
-	data, err := os.ReadFile("/proc/self/stat")
-	if err != nil {
-		return -1
-	}
-	// The fields after the command's name, which is in parentheses.
-	fields := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+2:]))
-	utime, _ := strconv.ParseInt(fields[11], 10, 64)
-	stime, _ := strconv.ParseInt(fields[12], 10, 64)
-	const clockTicks = 100 // USER_HZ on Linux
-	return (utime + stime) * int64(time.Second) / clockTicks
 }

@@ -13,8 +13,22 @@ import (
 // SendMessage and io.Copy, which streams any message.
 func init() {
 	servers["ours"] = func(ln net.Listener) error {
+		h := &websocket.Handler{Handle: oursEcho}
+		if compression.enabled() {
+			threshold := compression.threshold
+			if threshold <= 0 {
+				threshold = -1 // every message
+			}
+			h.EnableCompression = true
+			h.CompressionOptions = websocket.CompressionOptions{
+				Level:                 compression.level,
+				Threshold:             threshold,
+				ServerContextTakeover: compression.takeover(),
+				ClientContextTakeover: compression.takeover(),
+			}
+		}
 		mux := http.NewServeMux()
-		mux.Handle("/ws", &websocket.Handler{Handle: oursEcho})
+		mux.Handle("/ws", h)
 		return (&http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}).Serve(ln)
 	}
 }

@@ -17,6 +17,19 @@
 //	           then wait: the server's resident memory and goroutines per
 //	           connection
 //
+// Messages are -size random bytes, sent as binary messages, or with
+// -chat or -compress the JSON chat messages of chatCorpus, sent as text
+// messages, each connection sending them in turn.  With -compress
+// notakeover or takeover, the client offers permessage-deflate (RFC
+// 7692), without or with context takeover both ways, and sends the
+// messages compressed (see deflate.go); it expects every echo compressed,
+// inflates it and checks it.  The echo scenario then also reports the
+// compression ratio, the payload bytes echoed over the bytes that
+// arrived for them, frame headers included.
+//
+// The echo scenario reports the server's heap allocations per message,
+// and the load generator's own CPU use, which shows whether it kept up.
+//
 // It prints one JSON object with the results.
 package main
 
@@ -37,6 +50,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/gowebsock/websocket/bench/internal/proc"
 )
 
 // result is what wsload prints.
@@ -44,21 +59,32 @@ type result struct {
 	Scenario string `json:"scenario"`
 	Lib      string `json:"lib"`
 	Conns    int    `json:"conns"`
-	Size     int    `json:"size,omitempty"`
+	Size     int    `json:"size,omitempty"` // the mean, of the chat corpus
 	Inflight int    `json:"inflight,omitempty"`
+	Compress string `json:"compress,omitempty"` // notakeover or takeover
+
+	// CompressionRatio is the payload bytes of the echoes over the bytes
+	// that arrived for them; UploadRatio the same of what was sent.
+	CompressionRatio float64 `json:"compression_ratio,omitempty"`
+	UploadRatio      float64 `json:"upload_ratio,omitempty"`
 
 	Messages       int64   `json:"messages,omitempty"`
 	MsgsPerSec     float64 `json:"msgs_per_sec,omitempty"`
 	ServerCPUPerUs float64 `json:"server_cpu_us_per_msg,omitempty"`
-	P50Us          float64 `json:"p50_us,omitempty"`
-	P99Us          float64 `json:"p99_us,omitempty"`
-	HandshakesPS   float64 `json:"handshakes_per_sec,omitempty"`
-	KiBPerConn     float64 `json:"kib_per_conn,omitempty"`
-	HeapPerConn    float64 `json:"heap_bytes_per_conn,omitempty"`
-	StackPerConn   float64 `json:"stack_bytes_per_conn,omitempty"`
-	GoroutinesPC   float64 `json:"goroutines_per_conn,omitempty"`
-	Errors         int64   `json:"errors"`
-	FirstError     string  `json:"first_error,omitempty"`
+	// Heap allocations of the server per message, which may be zero.
+	ServerAllocs     *float64 `json:"server_allocs_per_msg,omitempty"`
+	ServerAllocBytes *float64 `json:"server_alloc_bytes_per_msg,omitempty"`
+	LoadCPUPercent   float64  `json:"load_cpu_percent,omitempty"` // of one CPU
+
+	P50Us        float64 `json:"p50_us,omitempty"`
+	P99Us        float64 `json:"p99_us,omitempty"`
+	HandshakesPS float64 `json:"handshakes_per_sec,omitempty"`
+	KiBPerConn   float64 `json:"kib_per_conn,omitempty"`
+	HeapPerConn  float64 `json:"heap_bytes_per_conn,omitempty"`
+	StackPerConn float64 `json:"stack_bytes_per_conn,omitempty"`
+	GoroutinesPC float64 `json:"goroutines_per_conn,omitempty"`
+	Errors       int64   `json:"errors"`
+	FirstError   string  `json:"first_error,omitempty"`
 }
 
 var (
@@ -72,6 +98,9 @@ var (
 	duration = flag.Duration("duration", 5*time.Second, "measuring time")
 	warmup   = flag.Duration("warmup", time.Second, "time before measuring")
 	hold     = flag.Duration("hold", 0, "idle: how long to keep the connections open after measuring")
+	chat     = flag.Bool("chat", false, "send the chat corpus, as text messages")
+	compress = flag.String("compress", "none", "permessage-deflate: none, notakeover or takeover")
+	level    = flag.Int("level", 1, "compression level of what the client sends")
 )
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
@@ -95,18 +124,24 @@ func main() {
 	flag.Parse()
 	log.SetFlags(0)
 	res := result{Scenario: *scenario, Lib: *lib, Conns: *conns}
+	var msgs *messages
+	if *scenario != "handshake" {
+		var err error
+		if msgs, err = loadMessages(&res); err != nil {
+			log.Fatal(err)
+		}
+	}
 	switch *scenario {
 	case "echo":
-		res.Size, res.Inflight = *size, *inflight
-		runEcho(&res)
+		res.Inflight = *inflight
+		runEcho(&res, msgs)
 	case "latency":
-		res.Conns, res.Size, res.Inflight = 1, *size, 1
-		runLatency(&res)
+		res.Conns, res.Inflight = 1, 1
+		runLatency(&res, msgs)
 	case "handshake":
 		runHandshakes(&res)
 	case "idle":
-		res.Size = *size
-		runIdle(&res)
+		runIdle(&res, msgs)
 	default:
 		log.Fatalf("unknown scenario %q", *scenario)
 	}
@@ -118,19 +153,31 @@ func main() {
 // message is a message to send, masked once, and what its echo must be.
 type message struct {
 	frame     []byte // the client frame, masked
-	size      int
-	crc       uint32 // of the payload, as the server echoes it
+	op        byte   // its opcode
+	size      int    // of the payload, inflated
+	crc       uint32 // of the payload, inflated, as the server echoes it
 	maskedCRC uint32 // of the masked payload, as the TCP echo returns it
 }
 
+var maskKey = [4]byte{0x12, 0x34, 0x56, 0x78}
+
+// newMessage returns a binary message of size random bytes.
 func newMessage(size int) *message {
 	payload := make([]byte, size)
 	rng := rand.New(rand.NewPCG(uint64(size), 7))
 	for i := range payload {
 		payload[i] = byte(rng.Uint32())
 	}
-	key := [4]byte{0x12, 0x34, 0x56, 0x78}
-	frame := []byte{0x82}
+	frame := maskedFrame(0x82, payload)
+	masked := frame[len(frame)-size:]
+	return &message{frame: frame, op: 2, size: size, crc: crc32.Checksum(payload, crcTable), maskedCRC: crc32.Checksum(masked, crcTable)}
+}
+
+// maskedFrame returns a client frame whose first byte is b0, masked with
+// maskKey.
+func maskedFrame(b0 byte, payload []byte) []byte {
+	size := len(payload)
+	frame := []byte{b0}
 	switch {
 	case size < 126:
 		frame = append(frame, 0x80|byte(size))
@@ -141,23 +188,105 @@ func newMessage(size int) *message {
 		frame = append(frame, 0x80|127)
 		frame = binary.BigEndian.AppendUint64(frame, uint64(size))
 	}
-	frame = append(frame, key[:]...)
-	masked := bytes.Clone(payload)
-	for i := range masked {
-		masked[i] ^= key[i%4]
+	frame = append(frame, maskKey[:]...)
+	for i, b := range payload {
+		frame = append(frame, b^maskKey[i%4])
 	}
-	frame = append(frame, masked...)
-	return &message{frame: frame, size: size, crc: crc32.Checksum(payload, crcTable), maskedCRC: crc32.Checksum(masked, crcTable)}
+	return frame
+}
+
+// messages are what every connection sends, in turn.
+type messages struct {
+	list []*message
+	// With a single message, batch holds -inflight copies of its frame,
+	// which the connections send from.
+	batch []byte
+}
+
+// loadMessages makes the messages that the flags ask for, and notes
+// their (mean) size in res.
+func loadMessages(res *result) (*messages, error) {
+	if *compress == "none" && !*chat {
+		m := newMessage(*size)
+		res.Size = *size
+		return &messages{list: []*message{m}, batch: bytes.Repeat(m.frame, max(*inflight, 1))}, nil
+	}
+	payloads := chatCorpus(corpusSize)
+	bodies, b0 := payloads, byte(0x81) // text
+	if *compress != "none" {
+		res.Compress = *compress
+		var err error
+		if bodies, err = deflateAll(payloads, *level, *compress == "takeover"); err != nil {
+			return nil, err
+		}
+		b0 |= 0x40 // RSV1: compressed
+	}
+	msgs := &messages{}
+	var raw, wire int
+	for i, p := range payloads {
+		m := &message{frame: maskedFrame(b0, bodies[i]), op: 1, size: len(p), crc: crc32.Checksum(p, crcTable)}
+		msgs.list = append(msgs.list, m)
+		raw += len(p)
+		wire += len(m.frame)
+	}
+	res.Size = raw / len(payloads)
+	if *compress != "none" {
+		res.UploadRatio = float64(raw) / float64(wire)
+	}
+	return msgs, nil
+}
+
+// stream is what one connection sends: the messages in turn.
+type stream struct {
+	*messages
+	sent, echoed int // the next message to send, and to be echoed
+	buf          []byte
+}
+
+// next returns the frames of the next n messages, in one slice valid
+// until the next call.
+func (s *stream) next(n int) []byte {
+	if s.batch != nil && n*len(s.list[0].frame) <= len(s.batch) {
+		return s.batch[:n*len(s.list[0].frame)]
+	}
+	s.buf = s.buf[:0]
+	for range n {
+		s.buf = append(s.buf, s.list[s.sent].frame...)
+		s.sent = (s.sent + 1) % len(s.list)
+	}
+	return s.buf
+}
+
+// expect returns the message whose echo comes next.
+func (s *stream) expect() *message {
+	m := s.list[s.echoed]
+	s.echoed = (s.echoed + 1) % len(s.list)
+	return m
 }
 
 // client is one connection of the load generator.
 type client struct {
-	conn net.Conn
-	br   *bufio.Reader
+	conn    *countedConn
+	br      *bufio.Reader
+	echoed  atomic.Int64 // payload bytes echoed, inflated
+	inf     *inflater    // with permessage-deflate
+	payload []byte       // a compressed echo, gathered
+}
+
+// countedConn counts the bytes that it reads.
+type countedConn struct {
+	net.Conn
+	read atomic.Int64
+}
+
+func (c *countedConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.read.Add(int64(n))
+	return n, err
 }
 
 const handshakeRequest = "GET /ws HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
-	"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+	"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n%s\r\n"
 
 // dial connects, and performs the opening handshake unless the server
 // is the plain TCP echo.
@@ -166,13 +295,18 @@ func dial(bufSize int) (*client, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &client{conn: conn, br: bufio.NewReaderSize(conn, bufSize)}
+	cc := &countedConn{Conn: conn}
+	c := &client{conn: cc, br: bufio.NewReaderSize(cc, bufSize)}
 	if *lib == "tcp" {
 		return c, nil
 	}
 	conn.SetDeadline(time.Now().Add(10 * time.Second))
 	defer conn.SetDeadline(time.Time{})
-	if _, err := fmt.Fprintf(conn, handshakeRequest, *addr); err != nil {
+	ext := ""
+	if *compress != "none" {
+		ext = "Sec-WebSocket-Extensions: " + deflateOffer(*compress) + "\r\n"
+	}
+	if _, err := fmt.Fprintf(conn, handshakeRequest, *addr, ext); err != nil {
 		conn.Close()
 		return nil, err
 	}
@@ -185,19 +319,30 @@ func dial(bufSize int) (*client, error) {
 		conn.Close()
 		return nil, fmt.Errorf("handshake answered %s", resp.Status)
 	}
+	if *compress != "none" {
+		takeover, err := checkDeflateAnswer(*compress, resp.Header.Get("Sec-WebSocket-Extensions"))
+		if err != nil {
+			conn.Close()
+			return nil, err
+		}
+		c.inf = &inflater{takeover: takeover}
+	}
 	return c, nil
 }
 
 // readEcho reads one echoed message, whatever frames the server cut it
-// into, and checks it against m.
+// into, and checks it against m.  With permessage-deflate, it gathers the
+// payload and inflates it.
 func (c *client) readEcho(m *message) error {
 	length, crc := 0, uint32(0)
+	compressed := false
+	c.payload = c.payload[:0]
 	for first := true; ; first = false {
 		hdr, err := c.br.Peek(2)
 		if err != nil {
 			return err
 		}
-		fin, op, masked := hdr[0]&0x80 != 0, hdr[0]&0x0F, hdr[1]&0x80 != 0
+		fin, rsv, op, masked := hdr[0]&0x80 != 0, hdr[0]&0x70, hdr[0]&0x0F, hdr[1]&0x80 != 0
 		n := int64(hdr[1] & 0x7F)
 		hsize := 2
 		switch n {
@@ -225,8 +370,11 @@ func (c *client) readEcho(m *message) error {
 			c.br.Discard(int(n))
 			continue
 		}
-		if (first && op != 2) || (!first && op != 0) || masked != (*lib == "tcp") {
-			return fmt.Errorf("unexpected frame: opcode %d, masked %v", op, masked)
+		if first {
+			compressed = rsv == 0x40 && c.inf != nil
+		}
+		if (first && op != m.op) || (!first && op != 0) || masked != (*lib == "tcp") || (rsv != 0 && !(first && compressed)) {
+			return fmt.Errorf("unexpected frame: opcode %d, RSV bits %#x, masked %v", op, rsv, masked)
 		}
 		for n > 0 {
 			if c.br.Buffered() == 0 {
@@ -235,15 +383,30 @@ func (c *client) readEcho(m *message) error {
 				}
 			}
 			b, _ := c.br.Peek(int(min(n, int64(c.br.Buffered()))))
-			crc = crc32.Update(crc, crcTable, b)
+			if compressed {
+				c.payload = append(c.payload, b...)
+			} else {
+				crc = crc32.Update(crc, crcTable, b)
+				length += len(b)
+			}
 			c.br.Discard(len(b))
 			n -= int64(len(b))
-			length += len(b)
 		}
 		if fin {
 			break
 		}
 	}
+	switch {
+	case compressed:
+		out, err := c.inf.inflate(c.payload)
+		if err != nil {
+			return err
+		}
+		length, crc = len(out), crc32.Checksum(out, crcTable)
+	case c.inf != nil:
+		return fmt.Errorf("an echo of %d bytes came uncompressed", length)
+	}
+	c.echoed.Add(int64(length))
 	want := m.crc
 	if *lib == "tcp" {
 		want = m.maskedCRC
@@ -254,16 +417,8 @@ func (c *client) readEcho(m *message) error {
 	return nil
 }
 
-// serverStats asks the server for its figures.
-type serverStats struct {
-	Goroutines int   `json:"goroutines"`
-	RSSKiB     int64 `json:"rss_kib"`
-	HeapInuse  int64 `json:"heap_inuse"`
-	StackInuse int64 `json:"stack_inuse"`
-	CPUNanos   int64 `json:"cpu_ns"`
-}
-
-func getStats(gc bool) serverStats {
+// getStats asks the server for its figures.
+func getStats(gc bool) proc.Stats {
 	url := "http://" + *statsURL + "/stats"
 	if gc {
 		url += "?gc=1"
@@ -273,7 +428,7 @@ func getStats(gc bool) serverStats {
 		log.Fatalf("stats: %v", err)
 	}
 	defer resp.Body.Close()
-	var s serverStats
+	var s proc.Stats
 	if err := json.NewDecoder(resp.Body).Decode(&s); err != nil {
 		log.Fatalf("stats: %v", err)
 	}
@@ -305,10 +460,12 @@ func dialAll(n, bufSize int) []*client {
 	return clients
 }
 
-func runEcho(res *result) {
-	m := newMessage(*size)
-	batch := bytes.Repeat(m.frame, *inflight)
-	clients := dialAll(*conns, max(256<<10, 2*len(batch)))
+func runEcho(res *result, msgs *messages) {
+	maxFrame := 0
+	for _, m := range msgs.list {
+		maxFrame = max(maxFrame, len(m.frame))
+	}
+	clients := dialAll(*conns, max(256<<10, 2**inflight*maxFrame))
 	var count atomic.Int64
 	var stop atomic.Bool
 	var wg sync.WaitGroup
@@ -317,7 +474,8 @@ func runEcho(res *result) {
 		go func() {
 			defer wg.Done()
 			defer c.conn.Close()
-			if _, err := c.conn.Write(batch); err != nil {
+			s := &stream{messages: msgs}
+			if _, err := c.conn.Write(s.next(*inflight)); err != nil {
 				fail(err)
 				return
 			}
@@ -326,7 +484,7 @@ func runEcho(res *result) {
 				// arrived, then replace them all in one write.
 				n := 0
 				for n == 0 || (c.br.Buffered() > 0 && n < *inflight) {
-					if err := c.readEcho(m); err != nil {
+					if err := c.readEcho(s.expect()); err != nil {
 						if !stop.Load() {
 							fail(err)
 						}
@@ -335,7 +493,7 @@ func runEcho(res *result) {
 					n++
 				}
 				count.Add(int64(n))
-				if _, err := c.conn.Write(batch[:n*len(m.frame)]); err != nil {
+				if _, err := c.conn.Write(s.next(n)); err != nil {
 					if !stop.Load() {
 						fail(err)
 					}
@@ -344,10 +502,20 @@ func runEcho(res *result) {
 			}
 		}()
 	}
+	// What arrived, and the payload of the echoes in it.
+	wire := func() (read, echoed int64) {
+		for _, c := range clients {
+			read += c.conn.read.Load()
+			echoed += c.echoed.Load()
+		}
+		return read, echoed
+	}
 	time.Sleep(*warmup)
-	before, startCount, start := getStats(false), count.Load(), time.Now()
+	before, startCount, start, startCPU := getStats(false), count.Load(), time.Now(), proc.CPUTime()
+	startRead, startEchoed := wire()
 	time.Sleep(*duration)
-	after, endCount, elapsed := getStats(false), count.Load(), time.Since(start)
+	after, endCount, elapsed, endCPU := getStats(false), count.Load(), time.Since(start), proc.CPUTime()
+	endRead, endEchoed := wire()
 	stop.Store(true)
 	for _, c := range clients {
 		c.conn.SetDeadline(time.Now()) // wake the readers
@@ -355,25 +523,32 @@ func runEcho(res *result) {
 	wg.Wait()
 	res.Messages = endCount - startCount
 	res.MsgsPerSec = float64(res.Messages) / elapsed.Seconds()
+	res.LoadCPUPercent = 100 * float64(endCPU-startCPU) / float64(elapsed)
 	if res.Messages > 0 {
-		res.ServerCPUPerUs = float64(after.CPUNanos-before.CPUNanos) / 1e3 / float64(res.Messages)
+		n := float64(res.Messages)
+		res.ServerCPUPerUs = float64(after.CPUNanos-before.CPUNanos) / 1e3 / n
+		allocs, bytes := float64(after.Mallocs-before.Mallocs)/n, float64(after.TotalAlloc-before.TotalAlloc)/n
+		res.ServerAllocs, res.ServerAllocBytes = &allocs, &bytes
+	}
+	if *compress != "none" && endRead > startRead {
+		res.CompressionRatio = float64(endEchoed-startEchoed) / float64(endRead-startRead)
 	}
 }
 
-func runLatency(res *result) {
-	m := newMessage(*size)
+func runLatency(res *result, msgs *messages) {
 	c := dialAll(1, 64<<10)[0]
 	defer c.conn.Close()
+	s := &stream{messages: msgs}
 	var samples []time.Duration
 	deadline := time.Now().Add(*warmup + *duration)
 	measureFrom := time.Now().Add(*warmup)
 	for time.Now().Before(deadline) {
 		start := time.Now()
-		if _, err := c.conn.Write(m.frame); err != nil {
+		if _, err := c.conn.Write(s.next(1)); err != nil {
 			fail(err)
 			return
 		}
-		if err := c.readEcho(m); err != nil {
+		if err := c.readEcho(s.expect()); err != nil {
 			fail(err)
 			return
 		}
@@ -406,7 +581,7 @@ func runHandshakes(res *result) {
 				}
 				// Reset rather than close, so that loopback's port
 				// range does not fill with TIME_WAIT.
-				c.conn.(*net.TCPConn).SetLinger(0)
+				c.conn.Conn.(*net.TCPConn).SetLinger(0)
 				c.conn.Close()
 				count.Add(1)
 			}
@@ -422,8 +597,8 @@ func runHandshakes(res *result) {
 	res.HandshakesPS = float64(res.Messages) / elapsed.Seconds()
 }
 
-func runIdle(res *result) {
-	m := newMessage(*size)
+func runIdle(res *result, msgs *messages) {
+	m := msgs.list[0]
 	before := getStats(true)
 	clients := dialAll(*conns, 4096)
 	// One message each way, so that each connection has been used;
