@@ -59,6 +59,10 @@ type Conn struct {
 	graceShift  atomic.Uint32 // the idle timer waits receiverGrace << graceShift
 	idleTimer   *time.Timer
 	readStalled atomic.Bool // the read-ahead is full and nobody receives
+	// The peer's close frame waits behind unreceived messages, until
+	// closeDue (see deferClose).
+	closeDue     atomic.Bool
+	closeDueOnce sync.Once
 	// Read deadlines, guarded by deadlineMu: the application's, the
 	// one set on netConn, and whether the background reader reads.
 	deadlineMu      sync.Mutex

@@ -574,7 +574,11 @@ func TestHostileHeaderByteByByte(t *testing.T) {
 			t.Errorf("%s: no close frame", name)
 		}
 		if len(msgs) != len(wantMsgs) {
-			t.Errorf("%s: %d messages echoed, want %d", name, len(msgs), len(wantMsgs))
+			var lens []int
+			for _, m := range msgs {
+				lens = append(lens, len(m))
+			}
+			t.Errorf("%s: %d messages echoed, want %d: lengths %v, pongs %q, cur %d", name, len(msgs), len(wantMsgs), lens, pongs, len(cur))
 		} else {
 			for i := range msgs {
 				if msgs[i] != wantMsgs[i] {

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"os"
 	"time"
+
+	"github.com/gowebsock/websocket/internal/wire"
 )
 
 // The read side of a connection (the network's input, the input buffer
@@ -187,7 +189,10 @@ func (c *Conn) readInBackground() {
 		c.settleInput()
 	}()
 	for {
-		if err := c.scanInput(); err != nil {
+		if err := c.scanInput(); err == errCloseDeferred {
+			c.readStalled.Store(true)
+			return
+		} else if err != nil {
 			c.failRead(err)
 			return
 		}
@@ -256,6 +261,15 @@ func (c *Conn) scanInput() error {
 			pos = end
 			continue
 		}
+		if h.Op == wire.Close && pos > in.r && !c.closeDue.Load() {
+			// Messages that arrived before the peer's close frame
+			// are yet to be received: the close is left for the
+			// receiver that reaches it in order, so that what the
+			// application sends in answer to them still goes out.
+			in.scanned = pos
+			c.deferClose()
+			return errCloseDeferred
+		}
 		err = c.handleControl(h, buf[pos+n:end])
 		in.cut(pos, end)
 		if err == errPeerClosed {
@@ -270,4 +284,30 @@ func (c *Conn) scanInput() error {
 	}
 	in.scanned = pos
 	return nil
+}
+
+// closeDeferral bounds how long the peer's close frame waits for the
+// application to receive the messages that came before it (see
+// scanInput): RFC 6455 lets an endpoint finish what it is sending before
+// it answers a close, but the peer waits for the answer.  After that the
+// background reader takes the close all the same.
+const closeDeferral = time.Second
+
+// errCloseDeferred stops the background reader at a close frame that
+// waits for the messages before it to be received.
+var errCloseDeferred = errors.New("websocket: close frame behind unreceived messages")
+
+// deferClose arms the timer that makes the background reader take the
+// peer's close frame after closeDeferral, if no receiver reached it.
+func (c *Conn) deferClose() {
+	c.closeDueOnce.Do(func() {
+		time.AfterFunc(closeDeferral, func() {
+			c.closeDue.Store(true)
+			if c.isClosingNow() || c.readWaiters.Load() > 0 || !c.readMu.TryLock() {
+				return // a receiver has the read side, and the close
+			}
+			c.readInBackground()
+			c.readMu.Unlock()
+		})
+	})
 }
