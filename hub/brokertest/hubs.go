@@ -17,9 +17,10 @@ import (
 	"github.com/gowebsock/websocket/hub"
 )
 
-// event is what a test subscriber is sent: first a hello with where its
-// subscription starts, then every publication with its position.
-type event struct {
+// Event is what a subscriber of an Instance is sent: first a hello with
+// where its subscription starts, then every publication with its
+// position.
+type Event struct {
 	Hello  bool
 	Gap    bool // the subscriber could not recover
 	Offset uint64
@@ -27,41 +28,44 @@ type event struct {
 	Text   string
 }
 
-// instance is one hub with a WebSocket endpoint: a connection to
-// /?topic=T&name=N[&offset=O&epoch=E] subscribes to T as N, recovering
-// from the position if given.
-type instance struct {
-	hub *hub.Hub
-	url string
+// Instance is one hub with a WebSocket endpoint: a connection to
+// /?topic=T&name=N[&offset=O&epoch=E] subscribes to T as N, a unique
+// client, recovering from the position if given, and is sent Events.
+// Brokers' own tests (a server restarted, say) use it as the suite does.
+type Instance struct {
+	Hub *hub.Hub
+	URL string
 }
 
-func startInstance(t *testing.T, b hub.Broker) *instance {
+// StartInstance starts a hub on b with a WebSocket endpoint on loopback,
+// both closed when the test ends.
+func StartInstance(t *testing.T, b hub.Broker) *Instance {
 	t.Helper()
 	h, err := hub.New(hub.Options{
 		Broker:      b,
 		PresenceTTL: presenceTTL,
 		Format: func(p *hub.Publication) []byte {
-			return encodeEvent(event{Offset: p.Position.Offset, Epoch: p.Position.Epoch, Text: string(p.Payload)})
+			return encodeEvent(Event{Offset: p.Position.Offset, Epoch: p.Position.Epoch, Text: string(p.Payload)})
 		},
 		ErrorLog: func(err error) { t.Logf("hub: %v", err) },
 	})
 	if err != nil {
 		t.Fatalf("hub.New: %v", err)
 	}
-	in := &instance{hub: h}
+	in := &Instance{Hub: h}
 	srv := httptest.NewServer(&websocket.Handler{Handle: in.serve})
 	t.Cleanup(func() {
 		srv.Close()
 		h.Close()
 	})
-	in.url = "ws" + strings.TrimPrefix(srv.URL, "http")
+	in.URL = "ws" + strings.TrimPrefix(srv.URL, "http")
 	return in
 }
 
 // serve subscribes a connection and holds it until it ends.
-func (in *instance) serve(conn *websocket.Conn) {
+func (in *Instance) serve(conn *websocket.Conn) {
 	defer conn.Close(websocket.StatusOK, "")
-	defer in.hub.Leave(conn)
+	defer in.Hub.Leave(conn)
 	q := conn.ResourceName.Query()
 	opts := hub.SubscribeOptions{Client: q.Get("name"), Info: []byte("info of " + q.Get("name")), Unique: true}
 	if q.Has("epoch") {
@@ -70,7 +74,7 @@ func (in *instance) serve(conn *websocket.Conn) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
-	start, err := in.hub.SubscribeWith(ctx, conn, q.Get("topic"), opts)
+	start, err := in.Hub.SubscribeWith(ctx, conn, q.Get("topic"), opts)
 	switch {
 	case errors.Is(err, hub.ErrClientTaken):
 		conn.Close(websocket.StatusInvalidData, "name already in use")
@@ -79,7 +83,7 @@ func (in *instance) serve(conn *websocket.Conn) {
 		conn.Close(websocket.StatusInternalServerError, err.Error())
 		return
 	}
-	if conn.SendText(string(encodeEvent(event{Hello: true, Gap: err != nil, Offset: start.Offset, Epoch: start.Epoch}))) != nil {
+	if conn.SendText(string(encodeEvent(Event{Hello: true, Gap: err != nil, Offset: start.Offset, Epoch: start.Epoch}))) != nil {
 		return
 	}
 	for {
@@ -89,7 +93,7 @@ func (in *instance) serve(conn *websocket.Conn) {
 	}
 }
 
-func encodeEvent(e event) []byte {
+func encodeEvent(e Event) []byte {
 	data, err := json.Marshal(e)
 	if err != nil {
 		panic(err)
@@ -97,17 +101,18 @@ func encodeEvent(e event) []byte {
 	return data
 }
 
-// subscriber is a test client.
-type subscriber struct {
-	conn  *websocket.Conn
-	hello event
-	early []event // sent before the hello: recovered from the history
-	at    event   // the position checkStream has read up to
+// Subscriber is a client of an Instance.
+type Subscriber struct {
+	Conn  *websocket.Conn
+	Hello Event
+	early []Event // sent before the hello: recovered from the history
+	at    Event   // the position checkStream has read up to
 }
 
-// join connects to in as name, subscribed to topic, and waits for the
-// hello; since, if set, is where to recover from.
-func join(t *testing.T, in *instance, topic, name string, since *hub.Position) *subscriber {
+// Join connects to in as name, subscribed to topic, and waits for the
+// hello; since, if set, is where to recover from.  The connection is
+// closed when the test ends.
+func (in *Instance) Join(t *testing.T, topic, name string, since *hub.Position) *Subscriber {
 	t.Helper()
 	q := url.Values{"topic": {topic}, "name": {name}}
 	if since != nil {
@@ -116,26 +121,26 @@ func join(t *testing.T, in *instance, topic, name string, since *hub.Position) *
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
-	conn, err := websocket.Dial(ctx, in.url+"/?"+q.Encode(), nil)
+	conn, err := websocket.Dial(ctx, in.URL+"/?"+q.Encode(), nil)
 	if err != nil {
 		t.Fatalf("Dial: %v", err)
 	}
 	t.Cleanup(func() { conn.Close(websocket.StatusOK, "") })
 	// What a subscriber recovers is sent before SubscribeWith returns,
 	// so before the hello.
-	s := &subscriber{conn: conn}
+	s := &Subscriber{Conn: conn}
 	for {
 		e := s.receive(t)
 		if e.Hello {
-			s.hello, s.at = e, e
+			s.Hello, s.at = e, e
 			return s
 		}
 		s.early = append(s.early, e)
 	}
 }
 
-// next returns the next event the subscriber is sent.
-func (s *subscriber) next(t *testing.T) event {
+// Next returns the next Event the subscriber is sent.
+func (s *Subscriber) Next(t *testing.T) Event {
 	t.Helper()
 	if len(s.early) > 0 {
 		e := s.early[0]
@@ -145,16 +150,26 @@ func (s *subscriber) next(t *testing.T) event {
 	return s.receive(t)
 }
 
-// receive reads an event from the connection.
-func (s *subscriber) receive(t *testing.T) event {
+// Expect checks that the subscriber is sent want next, in order.
+func (s *Subscriber) Expect(t *testing.T, want []Event) {
 	t.Helper()
-	s.conn.SetReadDeadline(time.Now().Add(wait))
-	text, err := s.conn.ReceiveText(1 << 16)
+	for _, w := range want {
+		if e := s.Next(t); e != w {
+			t.Fatalf("sent %+v, want %+v", e, w)
+		}
+	}
+}
+
+// receive reads the next Event from the connection.
+func (s *Subscriber) receive(t *testing.T) Event {
+	t.Helper()
+	s.Conn.SetReadDeadline(time.Now().Add(wait))
+	text, err := s.Conn.ReceiveText(1 << 16)
 	if err != nil {
-		code, reason := s.conn.GetStatus()
+		code, reason := s.Conn.GetStatus()
 		t.Fatalf("receive: %v (status %d %q)", err, code, reason)
 	}
-	var e event
+	var e Event
 	if err := json.Unmarshal([]byte(text), &e); err != nil {
 		t.Fatalf("%q: %v", text, err)
 	}
@@ -167,14 +182,14 @@ func (s *subscriber) receive(t *testing.T) event {
 // the presence lists the subscribers of both; a name in use on one
 // instance is refused on the other.
 func testTwoHubs(t *testing.T, connect func(t *testing.T) hub.Broker) {
-	hubs := []*instance{startInstance(t, connect(t)), startInstance(t, connect(t))}
+	hubs := []*Instance{StartInstance(t, connect(t)), StartInstance(t, connect(t))}
 	topic := Topic(t)
-	var subs []*subscriber
+	var subs []*Subscriber
 	for i := range 6 {
-		subs = append(subs, join(t, hubs[i%2], topic, fmt.Sprintf("member%d", i), nil))
+		subs = append(subs, hubs[i%2].Join(t, topic, fmt.Sprintf("member%d", i), nil))
 	}
 
-	present, err := hubs[1].hub.Presence(ctxFor(t), topic)
+	present, err := hubs[1].Hub.Presence(ctxFor(t), topic)
 	must(t, err)
 	if len(present) != 6 || string(present["member0"]) != "info of member0" {
 		t.Fatalf("presence %q, want the 6 members of both instances", present)
@@ -183,7 +198,7 @@ func testTwoHubs(t *testing.T, connect func(t *testing.T) hub.Broker) {
 	// A name in use on the first instance, refused on the second.
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
-	dup, err := websocket.Dial(ctx, hubs[1].url+"/?"+url.Values{"topic": {topic}, "name": {"member0"}}.Encode(), nil)
+	dup, err := websocket.Dial(ctx, hubs[1].URL+"/?"+url.Values{"topic": {topic}, "name": {"member0"}}.Encode(), nil)
 	must(t, err)
 	dup.SetReadDeadline(time.Now().Add(wait))
 	if _, err := dup.ReceiveText(1 << 10); err == nil {
@@ -200,7 +215,7 @@ func testTwoHubs(t *testing.T, connect func(t *testing.T) hub.Broker) {
 		go func() {
 			defer wg.Done()
 			for n := range each {
-				_, err := in.hub.Publish(ctx, topic, websocket.Text, fmt.Appendf(nil, "%c-%d", 'A'+i, n))
+				_, err := in.Hub.Publish(ctx, topic, websocket.Text, fmt.Appendf(nil, "%c-%d", 'A'+i, n))
 				if err != nil {
 					t.Errorf("Publish: %v", err)
 					return
@@ -216,11 +231,11 @@ func testTwoHubs(t *testing.T, connect func(t *testing.T) hub.Broker) {
 
 // checkStream reads n publications from s: consecutive positions after
 // its hello, and each publisher's messages in order from next.
-func checkStream(t *testing.T, s *subscriber, n int, next map[byte]int) event {
+func checkStream(t *testing.T, s *Subscriber, n int, next map[byte]int) Event {
 	t.Helper()
 	last := s.at
 	for range n {
-		e := s.next(t)
+		e := s.Next(t)
 		if e.Offset != last.Offset+1 || e.Epoch != last.Epoch {
 			t.Fatalf("after %d/%s came %d/%s: not the next position", last.Offset, last.Epoch, e.Offset, e.Epoch)
 		}
@@ -239,38 +254,38 @@ func checkStream(t *testing.T, s *subscriber, n int, next map[byte]int) event {
 // the other instance with its last position: it is sent what it missed,
 // then what is new; a position of an unknown epoch gets a gap.
 func testRecovery(t *testing.T, connect func(t *testing.T) hub.Broker) {
-	a, b := startInstance(t, connect(t)), startInstance(t, connect(t))
+	a, b := StartInstance(t, connect(t)), StartInstance(t, connect(t))
 	topic := Topic(t)
 	ctx := ctxFor(t)
-	pub := func(in *instance, n int) {
+	pub := func(in *Instance, n int) {
 		t.Helper()
-		if _, err := in.hub.Publish(ctx, topic, websocket.Text, fmt.Appendf(nil, "A-%d", n)); err != nil {
+		if _, err := in.Hub.Publish(ctx, topic, websocket.Text, fmt.Appendf(nil, "A-%d", n)); err != nil {
 			t.Fatalf("Publish: %v", err)
 		}
 	}
-	s := join(t, a, topic, "roamer", nil)
+	s := a.Join(t, topic, "roamer", nil)
 	for n := range 3 {
 		pub(b, n)
 	}
 	last := checkStream(t, s, 3, map[byte]int{'A': 0})
-	s.conn.Close(websocket.StatusGoingAway, "")
+	s.Conn.Close(websocket.StatusGoingAway, "")
 	for n := 3; n < 7; n++ {
 		pub(b, n)
 	}
 
 	since := hub.Position{Offset: last.Offset, Epoch: last.Epoch}
-	back := join(t, b, topic, "roamer", &since)
-	if back.hello.Gap || back.hello.Offset != 7 || len(back.early) != 4 {
-		t.Fatalf("recovery from a position within the history: hello %+v after %d messages, want offset 7 after 4", back.hello, len(back.early))
+	back := b.Join(t, topic, "roamer", &since)
+	if back.Hello.Gap || back.Hello.Offset != 7 || len(back.early) != 4 {
+		t.Fatalf("recovery from a position within the history: hello %+v after %d messages, want offset 7 after 4", back.Hello, len(back.early))
 	}
-	back.at = event{Offset: since.Offset, Epoch: since.Epoch}
+	back.at = Event{Offset: since.Offset, Epoch: since.Epoch}
 	next := map[byte]int{'A': 3}
 	checkStream(t, back, 4, next)
 	pub(a, 7)
 	checkStream(t, back, 1, next)
 
-	lost := join(t, a, topic, "stranger", &hub.Position{Offset: 1, Epoch: "an epoch long gone"})
-	if !lost.hello.Gap {
+	lost := a.Join(t, topic, "stranger", &hub.Position{Offset: 1, Epoch: "an epoch long gone"})
+	if !lost.Hello.Gap {
 		t.Fatal("recovery from a position of another epoch reported no gap")
 	}
 }
