@@ -49,6 +49,21 @@
 // send a message to many connections, encoded once, without waiting for
 // slow receivers.
 //
+// # Compression
+//
+// Handler.EnableCompression and DialOptions.EnableCompression switch on
+// permessage-deflate (RFC 7692), tuned by CompressionOptions.  Without
+// context takeover, the default, a message is compressed with a
+// compressor from a pool, and an idle connection holds none; with it, a
+// connection keeps its compressor and window for its whole life.  A read
+// limit applies to the size of a message once inflated.
+//
+// # Beyond one server
+//
+// Package github.com/gowebsock/websocket/hub publishes messages to the
+// subscribers of a topic on every instance of a server, through Redis,
+// NATS or, in one process, memory.
+//
 // # The cost of a connection
 //
 // A goroutine that receives reads the network itself; while nobody

@@ -81,6 +81,38 @@ func ExampleDial() {
 	// 1000 (normal closure) bye
 }
 
+// Compression is switched on by both ends; a message of the threshold's
+// size or more (512 bytes by default) goes out compressed.
+func ExampleCompressionOptions() {
+	url, stop := serve(&websocket.Handler{
+		EnableCompression: true,
+		// Keep the compression context from message to message, in
+		// both directions, where the client allows it: better
+		// compression of similar messages, for a compressor per
+		// connection.
+		CompressionOptions: websocket.CompressionOptions{ServerContextTakeover: true, ClientContextTakeover: true},
+		Handle: func(conn *websocket.Conn) {
+			defer conn.Close(websocket.StatusOK, "")
+			text, _ := conn.ReceiveText(1 << 20)
+			conn.SendText(strings.ToUpper(text))
+		},
+	})
+	defer stop()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := websocket.Dial(ctx, url, &websocket.DialOptions{EnableCompression: true})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer conn.Close(websocket.StatusOK, "")
+	conn.SendText(strings.Repeat("all work and no play. ", 100))
+	reply, _ := conn.ReceiveText(1 << 20)
+	fmt.Println(len(reply), reply[:22])
+	// Output:
+	// 2200 ALL WORK AND NO PLAY.
+}
+
 // ReceiveText cuts a text that is longer than its bound.
 func ExampleConn_ReceiveText() {
 	url, stop := serve(&websocket.Handler{Handle: func(conn *websocket.Conn) {
