@@ -296,3 +296,67 @@ func TestNoGoroutineLeft(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestSubscribeTwice checks that a connection that subscribes to a topic
+// twice, at once or one after the other, is subscribed once: the other
+// call gets ErrSubscribed, and each publication is sent once.
+func TestSubscribeTwice(t *testing.T) {
+	h, err := hub.New(hub.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	results := make(chan error, 4)
+	srv := httptest.NewServer(&websocket.Handler{Handle: func(conn *websocket.Conn) {
+		defer conn.Close(websocket.StatusOK, "")
+		defer h.Leave(conn)
+		var wg sync.WaitGroup
+		for range 2 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, err := h.SubscribeWith(context.Background(), conn, "t", hub.SubscribeOptions{})
+				results <- err
+			}()
+		}
+		wg.Wait()
+		results <- h.Subscribe(conn, "t")
+		conn.SendText("subscribed")
+		for {
+			if _, _, err := conn.ReceiveMessage(); err != nil {
+				return
+			}
+		}
+	}})
+	defer srv.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	conn, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(srv.URL, "http"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(websocket.StatusOK, "")
+	if got := receive(t, conn); got != "subscribed" {
+		t.Fatalf("got %q", got)
+	}
+	ok := 0
+	for range 3 {
+		switch err := <-results; err {
+		case nil:
+			ok++
+		case hub.ErrSubscribed:
+		default:
+			t.Fatalf("subscribing: %v", err)
+		}
+	}
+	if ok != 1 || h.Subscribers("t") != 1 {
+		t.Fatalf("%d subscriptions succeeded, %d subscribers; want 1 and 1", ok, h.Subscribers("t"))
+	}
+	publish(t, h, "t", "one")
+	publish(t, h, "t", "two")
+	for _, want := range []string{"one", "two"} {
+		if got := receive(t, conn); got != want {
+			t.Fatalf("got %q, want %q: sent twice?", got, want)
+		}
+	}
+}

@@ -156,9 +156,23 @@ func (h *Hub) subscribe(ctx context.Context, t *topic, s *subscription, opts Sub
 	}
 
 	h.mu.Lock()
-	defer h.mu.Unlock()
+	err := h.addLocked(t, s)
+	h.mu.Unlock()
+	if err != nil {
+		h.removePresence(s)
+		return Position{}, err
+	}
+	return t.last, gap
+}
+
+// addLocked adds s to t's subscribers; h.mu is held.  The connection
+// may have subscribed to t meanwhile, by a call made at the same time.
+func (h *Hub) addLocked(t *topic, s *subscription) error {
 	if h.closed {
-		return Position{}, ErrClosed
+		return ErrClosed
+	}
+	if t.subs[s.conn] != nil {
+		return ErrSubscribed
 	}
 	t.subs[s.conn] = s
 	t.conns = append(slices.Clip(t.conns), s.conn)
@@ -169,7 +183,7 @@ func (h *Hub) subscribe(ctx context.Context, t *topic, s *subscription, opts Sub
 		h.byConn[s.conn] = make(map[string]*subscription)
 	}
 	h.byConn[s.conn][t.name] = s
-	return t.last, gap
+	return nil
 }
 
 // recover sends s what it missed since a position, from pubs, the
