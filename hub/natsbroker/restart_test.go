@@ -2,87 +2,23 @@ package natsbroker
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http/httptest"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/gowebsock/websocket"
 	"github.com/gowebsock/websocket/hub"
+	"github.com/gowebsock/websocket/hub/brokertest"
 	"github.com/nats-io/nats.go"
 )
 
-// event is what a test client is sent for a publication.
-type event struct {
-	Offset uint64
-	Epoch  string
-	Text   string
-}
-
-// startHub runs a hub on b, with a WebSocket endpoint whose connections
-// subscribe to the topic named by their path, and returns the endpoint's
-// URL.
-func startHub(t *testing.T, b hub.Broker) (*hub.Hub, string) {
-	t.Helper()
-	h, err := hub.New(hub.Options{
-		Broker:        b,
-		BrokerTimeout: 2 * time.Second,
-		Format: func(p *hub.Publication) []byte {
-			data, _ := json.Marshal(event{Offset: p.Position.Offset, Epoch: p.Position.Epoch, Text: string(p.Payload)})
-			return data
-		},
-		ErrorLog: func(err error) { t.Logf("hub: %v", err) },
-	})
-	if err != nil {
-		t.Fatalf("hub.New: %v", err)
-	}
-	srv := httptest.NewServer(&websocket.Handler{Handle: func(conn *websocket.Conn) {
-		defer conn.Close(websocket.StatusOK, "")
-		defer h.Leave(conn)
-		if err := h.Subscribe(conn, strings.TrimPrefix(conn.ResourceName.Path, "/")); err != nil {
-			conn.Close(websocket.StatusInternalServerError, err.Error())
-			return
-		}
-		conn.SendText("subscribed")
-		for {
-			if _, _, err := conn.ReceiveMessage(); err != nil {
-				return
-			}
-		}
-	}})
-	t.Cleanup(func() {
-		srv.Close()
-		h.Close()
-	})
-	return h, "ws" + strings.TrimPrefix(srv.URL, "http")
-}
-
-// client is a WebSocket subscriber of a hub.
+// client is a subscriber of a hub instance, with what it was sent.
 type client struct {
-	conn *websocket.Conn
-	last event // the last one received
-	n    int   // events received
+	*brokertest.Subscriber
+	last brokertest.Event // the last one received
+	n    int              // events received
 	seen map[string]bool
-}
-
-// dial subscribes a new client to topic at url.
-func dial(t *testing.T, url, topic string) *client {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), wait)
-	defer cancel()
-	conn, err := websocket.Dial(ctx, url+"/"+topic, nil)
-	if err != nil {
-		t.Fatalf("Dial: %v", err)
-	}
-	t.Cleanup(func() { conn.Close(websocket.StatusOK, "") })
-	conn.SetReadDeadline(time.Now().Add(wait))
-	if text, err := conn.ReceiveText(1 << 10); err != nil || text != "subscribed" {
-		t.Fatalf("subscribing: %q, %v", text, err)
-	}
-	return &client{conn: conn, seen: make(map[string]bool)}
 }
 
 // expect reads from the client until it has been sent texts, and checks
@@ -94,15 +30,7 @@ func (c *client) expect(t *testing.T, texts []string, maybe map[string]bool) {
 	t.Helper()
 	var got []string
 	for len(got) < len(texts) {
-		c.conn.SetReadDeadline(time.Now().Add(wait))
-		text, err := c.conn.ReceiveText(1 << 16)
-		if err != nil {
-			t.Fatalf("after %q: %v", got, err)
-		}
-		var e event
-		if err := json.Unmarshal([]byte(text), &e); err != nil {
-			t.Fatalf("%q: %v", text, err)
-		}
+		e := c.Next(t)
 		if c.last.Epoch != "" && (e.Epoch != c.last.Epoch || e.Offset != c.last.Offset+1) {
 			t.Fatalf("after %d/%s came %d/%s", c.last.Offset, c.last.Epoch, e.Offset, e.Epoch)
 		}
@@ -129,13 +57,13 @@ func restartable(t *testing.T, topic string, n int) (*server, *hub.Hub, *hub.Hub
 		t.Skip("the server of $NATS_URL cannot be restarted")
 	}
 	connect := connector(t, s, Options{NATSOptions: []nats.Option{nats.ReconnectWait(50 * time.Millisecond)}})
-	h1, url1 := startHub(t, connect(t))
-	h2, url2 := startHub(t, connect(t))
+	in1, in2 := brokertest.StartInstance(t, connect(t)), brokertest.StartInstance(t, connect(t))
 	var clients []*client
 	for i := range n {
-		clients = append(clients, dial(t, []string{url1, url2}[i%2], topic))
+		sub := []*brokertest.Instance{in1, in2}[i%2].Join(t, topic, fmt.Sprint("client", i), nil)
+		clients = append(clients, &client{Subscriber: sub, seen: make(map[string]bool)})
 	}
-	return s, h1, h2, clients
+	return s, in1.Hub, in2.Hub, clients
 }
 
 // TestServerRestart kills the server under two hubs with subscribers,
@@ -274,7 +202,7 @@ func TestServerLosesData(t *testing.T) {
 		after = append(after, publishUntil(t, h1, topic, fmt.Sprint("new-", i), failed))
 	}
 	for _, c := range clients {
-		c.last, c.n = event{}, 0
+		c.last, c.n = brokertest.Event{}, 0
 		c.expect(t, after, failed)
 		if c.last.Epoch == old || c.last.Offset != uint64(c.n) {
 			t.Fatalf("after the data was lost: %d events, the last at %d/%s (the old epoch %s)", c.n, c.last.Offset, c.last.Epoch, old)
