@@ -480,11 +480,7 @@ func (c *Conn) appendControlLocked() bool {
 // have arrived already.  The caller may wait for the network.
 func (c *Conn) unlockWrite() {
 	for {
-		urgent := c.appendControlLocked()
-		if c.isClosingNow() && c.closeSent {
-			c.outLen = 0
-			c.releaseOut()
-		} else if c.outLen > 0 && c.writeErr == nil && (urgent || !c.holdOutputLocked()) {
+		if c.outputDueLocked() {
 			c.flushOut(nil, false)
 		}
 		c.writeMu.Unlock()
@@ -494,17 +490,26 @@ func (c *Conn) unlockWrite() {
 	}
 }
 
+// outputDueLocked prepares the output for the write lock's release: it
+// appends the pending control frames, drops what waits once the close
+// frame has gone out, and reports whether the rest is to go out now.
+func (c *Conn) outputDueLocked() bool {
+	urgent := c.appendControlLocked()
+	if c.isClosingNow() && c.closeSent {
+		c.outLen = 0
+		c.releaseOut()
+		return false
+	}
+	return c.outLen > 0 && c.writeErr == nil && (urgent || !c.holdOutputLocked())
+}
+
 // releaseNoWait is unlockWrite for a goroutine that must not wait for
 // the network: the read side and the keep-alive timer.  What waits goes
 // out as far as the socket takes it at once; if more remains, a goroutine
 // of its own writes the rest and then lets go of the lock.
 func (c *Conn) releaseNoWait() {
 	for {
-		urgent := c.appendControlLocked()
-		if c.isClosingNow() && c.closeSent {
-			c.outLen = 0
-			c.releaseOut()
-		} else if c.outLen > 0 && c.writeErr == nil && (urgent || !c.holdOutputLocked()) {
+		if c.outputDueLocked() {
 			if c.rio != nil {
 				n, err := c.rawWriteNow((*c.out)[:c.outLen])
 				if err != nil && !isTimeout(err) {
