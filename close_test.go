@@ -18,6 +18,15 @@ func closeServer(t *testing.T, handle func(*Conn)) (string, <-chan *Conn) {
 	return url, conns
 }
 
+// rawPeerAndConn connects a raw peer to a server whose handler holds the
+// connection until it ends, and returns the peer and the server's side.
+func rawPeerAndConn(t *testing.T) (*rawPeer, *Conn) {
+	t.Helper()
+	url, conns := closeServer(t, func(conn *Conn) { conn.GetStatus() })
+	p := dialRaw(t, url, nil)
+	return p, <-conns
+}
+
 func TestCloseArguments(t *testing.T) {
 	checkGoroutines(t)
 	results := make(chan []error, 1)

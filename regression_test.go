@@ -20,9 +20,7 @@ import (
 func TestBroadcastWaitsForStreamedMessage(t *testing.T) {
 	checkGoroutines(t)
 	shortCloseTimeout(t, 200*time.Millisecond)
-	url, conns := closeServer(t, func(conn *Conn) { conn.GetStatus() })
-	p := dialRaw(t, url, nil)
-	sc := <-conns
+	p, sc := rawPeerAndConn(t)
 	defer sc.Close(StatusOK, "")
 
 	w, err := sc.SendMessage(Binary)
@@ -145,9 +143,7 @@ func TestNoDataFrameAfterCloseFrame(t *testing.T) {
 	}
 
 	t.Run("message writer Close", func(t *testing.T) {
-		url, conns := closeServer(t, func(conn *Conn) { conn.GetStatus() })
-		p := dialRaw(t, url, nil)
-		sc := <-conns
+		p, sc := rawPeerAndConn(t)
 		w, err := sc.SendMessage(Text)
 		if err != nil {
 			t.Fatal(err)
@@ -163,9 +159,7 @@ func TestNoDataFrameAfterCloseFrame(t *testing.T) {
 	})
 
 	t.Run("SendText waiting for writeMu", func(t *testing.T) {
-		url, conns := closeServer(t, func(conn *Conn) { conn.GetStatus() })
-		p := dialRaw(t, url, nil)
-		sc := <-conns
+		p, sc := rawPeerAndConn(t)
 		// Somebody writes (a pong, a ping, a large frame): writeMu is
 		// held.  Close queues up for it first, then a SendText that
 		// passed acquireSender before closing began.
@@ -192,9 +186,7 @@ func TestNoDataFrameAfterCloseFrame(t *testing.T) {
 func TestPeerCloseFrameReachesCloser(t *testing.T) {
 	checkGoroutines(t)
 	shortCloseTimeout(t, 2*time.Second)
-	url, conns := closeServer(t, func(conn *Conn) { conn.GetStatus() })
-	p := dialRaw(t, url, nil)
-	sc := <-conns
+	p, sc := rawPeerAndConn(t)
 
 	// The read side is taken (by the background reader, say) while a
 	// receiver and then Close queue up for it.
@@ -309,9 +301,7 @@ func TestShutdownClosesLateConnection(t *testing.T) {
 func TestPongNotWithheldBehindQueue(t *testing.T) {
 	checkGoroutines(t)
 	shortCloseTimeout(t, 200*time.Millisecond)
-	url, conns := closeServer(t, func(conn *Conn) { conn.GetStatus() })
-	p := dialRaw(t, url, nil)
-	sc := <-conns
+	p, sc := rawPeerAndConn(t)
 	defer sc.Close(StatusOK, "")
 
 	w, err := sc.SendMessage(Binary)
@@ -424,9 +414,7 @@ func TestDeadlineWhileWaitingForToken(t *testing.T) {
 	shortCloseTimeout(t, 200*time.Millisecond)
 
 	t.Run("receive", func(t *testing.T) {
-		url, conns := closeServer(t, func(conn *Conn) { conn.GetStatus() })
-		p := dialRaw(t, url, nil)
-		sc := <-conns
+		p, sc := rawPeerAndConn(t)
 		defer sc.Close(StatusOK, "")
 		p.write(frame(false, opText, "first part of a message"))
 		if _, _, err := sc.ReceiveMessage(); err != nil { // holds the receiver token
